@@ -1,0 +1,81 @@
+# clusterfs: one Makefile for the binary, its tests and its benchmarks.
+#
+#   make            build build/clusterfs
+#   make run        install what is missing, build, start a cluster (clusterfs up)
+#   make test       install what is missing, build, run every test under prove
+#   make asan       the same tests against an address+undefined sanitized build
+#   make fuzz       run the libFuzzer targets for a bounded time
+
+PKGS    := fuse3 yaml-0.1 sqlite3
+CC      ?= cc
+WERROR  ?= -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wmissing-declarations \
+           -Wwrite-strings -Wno-unused-parameter $(WERROR) -pthread \
+           -D_FILE_OFFSET_BITS=64 -Iobjects -Ifs \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+B       ?= build
+
+LIB_SRC := $(wildcard objects/*.c fs/*.c controllers/*.c scheduler/*.c nodeagent/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
+CMD_SRC := $(wildcard cmd/*.c)
+CMD_OBJ := $(CMD_SRC:%.c=$(B)/%.o)
+UNIT    := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+BENCH   := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+
+all: $(B)/clusterfs $(UNIT) $(BENCH)
+
+$(B)/%.o: %.c $(wildcard */*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libclusterfs.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/clusterfs: $(CMD_OBJ) $(B)/libclusterfs.a
+	$(CC) $(CFLAGS) -o $@ $(CMD_OBJ) $(B)/libclusterfs.a $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libclusterfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(B)/libclusterfs.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+test: deps
+	$(MAKE) all
+	CLUSTERFS=$(abspath $(B)/clusterfs) UNIT_DIR=$(abspath $(B)/tests) \
+	  prove --exec tests/tap-run $(UNIT) tests/e2e/*.bats
+
+unit: all
+	prove --exec tests/tap-run $(UNIT)
+
+run: deps
+	$(MAKE) $(B)/clusterfs
+	$(B)/clusterfs up
+
+asan:
+	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all
+	CLUSTERFS=$(abspath build-asan/clusterfs) prove --exec tests/tap-run \
+	  $(patsubst $(B)/%,build-asan/%,$(UNIT)) tests/e2e/*.bats
+
+valgrind: all
+	for t in $(UNIT); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
+
+format:
+	clang-format -i $(LIB_SRC) $(CMD_SRC) $(wildcard */*.h tests/unit/*.c bench/*.c)
+
+bench: all
+	bench/write-path
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all deps test unit run asan valgrind format bench clean
