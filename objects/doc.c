@@ -431,6 +431,8 @@ int y_parse(const char *buf, size_t len, struct ynode ***docs,
 {
 	struct parser p = {.e = e};
 
+	if (!buf)
+		buf = "";
 	if (memchr(buf, 0, len))
 		return err_set(e, EINVAL, "not YAML text: the data contains NUL bytes");
 	if (!yaml_parser_initialize(&p.yp))
@@ -532,4 +534,6 @@ void y_emit(const struct ynode *n, struct strbuf *out)
 	yaml_emitter_emit(&em, &ev);
 	yaml_emitter_flush(&em);
 	yaml_emitter_delete(&em);
+	if (out->len && out->buf[out->len - 1] != '\n')
+		sb_puts(out, "\n");
 }

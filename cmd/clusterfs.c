@@ -1,0 +1,142 @@
+/*
+ * clusterfs.c: the one binary and its subcommands.
+ *
+ *   clusterfs server --mount DIR --state DIR   the control plane
+ *   clusterfs up                               a whole cluster on this machine
+ *
+ * The server opens the store, makes sure the default namespace exists,
+ * mounts the tree and serves it until SIGINT or SIGTERM, then unmounts
+ * and closes the store.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "store.h"
+
+#define DEFAULT_MOUNT "/cluster"
+#define DEFAULT_STATE "/var/lib/clusterfs"
+
+static int usage(FILE *out)
+{
+	fputs("usage: clusterfs server --mount DIR --state DIR\n"
+	      "       clusterfs up [--mount DIR] [--state DIR]\n"
+	      "       clusterfs help\n"
+	      "\n"
+	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
+	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE ")\n",
+	      out);
+	return out == stderr ? 2 : 0;
+}
+
+/* Holds an exclusive lock on STATE/lock for the life of the process. */
+static int lock_state(const char *state, struct err *e)
+{
+	cleanup_free char *path = xasprintf("%s/lock", state);
+	int fd;
+
+	mkdir(state, 0700);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, errno, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return err_set(e, EBUSY, "%s is in use by another server", state);
+	}
+	return fd; /* kept open: the lock lasts until exit */
+}
+
+static int ensure_default_namespace(struct store *s, struct err *e)
+{
+	const struct kind *nsk = kind_by_name("Namespace");
+	struct sobj *o = store_get(s, nsk, "", "default");
+	struct store_op op = {.type = OP_CREATE, .kind = nsk, .ns = "", .name = "default"};
+	int r;
+
+	if (o) {
+		sobj_unref(o);
+		return 0;
+	}
+	op.doc = y_map();
+	if ((r = obj_normalize(nsk, "", "default", op.doc, e)) < 0) {
+		y_free(op.doc);
+		return r;
+	}
+	return store_write(s, &op, 1, e);
+}
+
+static int run_server(const char *mount, const char *state)
+{
+	struct err e = {0};
+	struct store *s = NULL;
+	struct fs *fs = NULL;
+	int r;
+
+	if ((r = lock_state(state, &e)) < 0)
+		goto fail;
+	if (!(s = store_open(state, &e)) || (r = ensure_default_namespace(s, &e)) < 0)
+		goto fail;
+	if (!(fs = fs_new(s, mount, &e)))
+		goto fail;
+	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
+		(long long)store_revision(s));
+	r = fs_loop(fs);
+	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
+	fs_free(fs);
+	store_close(s);
+	return r < 0 ? 1 : 0;
+fail:
+	fprintf(stderr, "clusterfs: %s\n", e.msg[0] ? e.msg : "cannot start");
+	fs_free(fs);
+	store_close(s);
+	return 1;
+}
+
+static int cmd_server(int argc, char **argv, const char *mount, const char *state)
+{
+	static const struct option opts[] = {
+		{"mount", required_argument, NULL, 'm'},
+		{"state", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			mount = optarg;
+			break;
+		case 's':
+			state = optarg;
+			break;
+		case 'h':
+			return usage(stdout);
+		default:
+			return usage(stderr);
+		}
+	}
+	if (!mount || !state || optind != argc)
+		return usage(stderr);
+	return run_server(mount, state);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage(stderr);
+	if (!strcmp(argv[1], "server"))
+		return cmd_server(argc - 1, argv + 1, NULL, NULL);
+	if (!strcmp(argv[1], "up"))
+		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE);
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))
+		return usage(stdout);
+	fprintf(stderr, "clusterfs: unknown command \"%s\"\n", argv[1]);
+	return usage(stderr);
+}

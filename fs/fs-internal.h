@@ -1,0 +1,174 @@
+/*
+ * fs-internal.h: what the parts of the FUSE server share.
+ *
+ * The tree is virtual: an inode is a path (its key, relative to the
+ * mount) and a type that says what the path means. inode.c resolves names
+ * to inodes and inodes to attributes; fs.c holds the FUSE handlers;
+ * write.c turns writes into store operations and rejections into events;
+ * scratch.c keeps editors' scratch files in memory; watch.c serves
+ * /cluster/watch; toucher.c makes the kernel see the changes the daemon
+ * makes for itself, so that inotify watchers see every change.
+ */
+#ifndef CFS_FS_INTERNAL_H
+#define CFS_FS_INTERNAL_H
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "store.h"
+
+enum ntype {
+	N_ROOT,
+	N_README,  /* /README */
+	N_EVENTS,  /* /events, namespaces/NS/events */
+	N_WATCH,   /* /watch */
+	N_APPLY,   /* /apply, namespaces/NS/apply */
+	N_NSROOT,  /* namespaces/ */
+	N_NSDIR,   /* namespaces/NS/ */
+	N_KINDDIR, /* nodes/, namespaces/NS/pods/ */
+	N_OBJ,	   /* .../NAME.yaml */
+	N_OBJDIR,  /* .../NAME/ */
+	N_REPLICAS, /* .../NAME/replicas */
+	N_SCRATCH, /* an editor's scratch file */
+};
+
+struct inode {
+	fuse_ino_t ino;
+	uint64_t nlookup; /* protected by fs->ilock */
+	enum ntype type;
+	const struct kind *kind; /* N_KINDDIR, N_OBJ, N_OBJDIR, N_REPLICAS */
+	char *ns;		 /* "" outside a namespace */
+	char *name;		 /* object or namespace name, else NULL */
+	char *key;		 /* path relative to the mount, "" for the root */
+};
+
+/* A scratch file: bytes held in memory under fs->slock. */
+struct scratch {
+	struct strbuf data;
+	mode_t mode;
+	int64_t mtime;
+	int links; /* 0 once unlinked; freed when no handle holds it */
+	int opens;
+};
+
+enum htype { H_READ, H_OBJ, H_APPLY, H_EVENTS, H_REPLICAS, H_SCRATCH, H_WATCH, H_TOUCH };
+
+/* An open file. */
+struct handle {
+	enum htype type;
+	struct inode *inode;
+	struct strbuf buf; /* H_READ: the snapshot; writers: what was written */
+	int dirty;	   /* written since the last apply */
+	int emptied;	   /* opened with O_TRUNC or created: nothing to apply yet */
+	int applied;	   /* applied at least once */
+	int too_big;	   /* a write passed OBJ_MAX_SIZE */
+	int created;	   /* H_OBJ: created by this open; pending until applied */
+	struct scratch *scratch;
+	struct watcher *watcher;
+	pthread_mutex_t lock;
+};
+
+struct fs {
+	struct store *store;
+	struct fuse_session *se;
+	char *mountpoint;
+	uid_t uid;
+	gid_t gid;
+	int64_t started;
+
+	pthread_mutex_t ilock;
+	struct inode **inodes; /* by ino; protected by ilock */
+	size_t ninodes;
+	struct strmap *by_key; /* key -> inode; protected by ilock */
+	struct strmap *pending; /* key -> (void *)count of creates not yet applied */
+
+	pthread_mutex_t slock;
+	struct strmap *scratch; /* key -> struct scratch; protected by slock */
+
+	struct toucher *toucher;
+	struct watch_hub *watch;
+};
+
+/* inode.c */
+void inodes_init(struct fs *fs);
+void inodes_free(struct fs *fs);
+/* The inode for ino, or NULL. Not referenced: valid until its forget. */
+struct inode *inode_get(struct fs *fs, fuse_ino_t ino);
+/*
+ * Resolves name in dir. Returns 0 and the inode (its lookup count raised)
+ * or -ENOENT. Called with the request, to let the toucher see names as
+ * it needs (see toucher.c).
+ */
+int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
+		 struct inode **out, int as_toucher);
+/* The inode for a key of a given shape, its lookup count raised. */
+struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k,
+			 const char *ns, const char *name, const char *key);
+void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+int inode_stat(struct fs *fs, struct inode *in, struct stat *st);
+/* The names in a directory, in order, with their d_type; caller frees. */
+struct dirent_list {
+	char **names;
+	unsigned char *types;
+	size_t n;
+};
+int inode_list(struct fs *fs, struct inode *dir, struct dirent_list *out);
+void dirent_list_free(struct dirent_list *l);
+/* Whether name may be an object file's name in a kind directory. */
+int is_object_name(const char *name);
+/* Whether the kind's objects have a NAME/ directory. */
+int kind_has_dir(const struct kind *k);
+const char *readme_text(void);
+
+/* scratch.c */
+struct scratch *scratch_get(struct fs *fs, const char *key);
+struct scratch *scratch_create(struct fs *fs, const char *key, mode_t mode);
+int scratch_unlink(struct fs *fs, const char *key);
+/* Moves a scratch file; replaces what was at to. */
+int scratch_rename(struct fs *fs, const char *from, const char *to);
+void scratch_release(struct fs *fs, struct scratch *sc);
+/* Scratch names in the directory with key dir ("" for the root). */
+void scratch_list(struct fs *fs, const char *dir, char ***names, size_t *n);
+
+/* write.c */
+/* Applies YAML text as the object at in (N_OBJ), logging a rejection. */
+int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
+		  const char *origin, int announce);
+int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns,
+		     const char *name, const char *origin, int announce);
+/* Applies every document in buf in one transaction; ns is the default. */
+int fs_apply(struct fs *fs, const char *ns, const char *buf, size_t len);
+int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len);
+/* Appends lines written to an events file. */
+int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len);
+/* Logs a rejected operation on origin (relative to ns) and returns r. */
+int fs_reject(struct fs *fs, const char *ns, const char *origin, int r,
+	      struct err *e);
+char *fs_replicas_text(struct fs *fs, struct inode *in);
+
+/* toucher.c */
+struct toucher *toucher_new(struct fs *fs);
+void toucher_free(struct toucher *t);
+/* Queues a touch of path (relative to the mount) for change ch. */
+void toucher_announce(struct toucher *t, enum change ch, const char *path);
+/* Whether the request comes from the toucher thread. */
+int toucher_is_me(struct toucher *t, fuse_req_t req);
+/* For the toucher's lookups: 1 hide, 2 show, 0 as usual. */
+int toucher_view(struct toucher *t, const char *key);
+
+/* watch.c */
+struct watch_hub *watch_hub_new(struct store *s);
+void watch_hub_free(struct watch_hub *h);
+struct watcher *watcher_new(struct watch_hub *h);
+void watcher_free(struct watch_hub *h, struct watcher *w);
+/* Takes a filter line ("namespaces/default/pods since 5"). */
+int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf,
+		   size_t len, struct err *e);
+/* Replies to a read now, or later when a change arrives. */
+void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req,
+		  size_t size);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * fs.h: the cluster as a FUSE filesystem.
+ *
+ * fs_new() mounts the tree over a store at a mountpoint (clearing a stale
+ * mount a crashed server left behind, refusing one a live server holds);
+ * fs_loop() serves requests on several threads until fs_exit() or an
+ * unmount; fs_free() unmounts.
+ */
+#ifndef CFS_FS_H
+#define CFS_FS_H
+
+#include "store.h"
+
+struct fs;
+
+/* Returns NULL with e on failure. The store stays the caller's. */
+struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e);
+int fs_loop(struct fs *fs);
+/* Asks fs_loop to return; safe from a signal handler. */
+void fs_exit(struct fs *fs);
+void fs_free(struct fs *fs);
+
+#endif

@@ -1,0 +1,50 @@
+# helpers.bash: start and stop a server on a private mount for one test
+# file, and wait for conditions with a bound instead of sleeping.
+
+CLUSTERFS=${CLUSTERFS:-$BATS_TEST_DIRNAME/../../build/clusterfs}
+
+# wait_for SECONDS COMMAND...: runs COMMAND until it succeeds or time runs out.
+wait_for() {
+	local limit=$1 i
+	shift
+	for ((i = 0; i < limit * 20; i++)); do
+		"$@" && return 0
+		sleep 0.05
+	done
+	echo "timed out after ${limit}s waiting for: $*" >&2
+	return 1
+}
+
+# start_server: a server on $M with its state in $STATE, pid in $SERVER_PID.
+start_server() {
+	export WORK=${WORK:-$(mktemp -d /tmp/clusterfs-test.XXXXXX)}
+	export M=$WORK/mnt STATE=$WORK/state
+	mkdir -p "$M"
+	"$CLUSTERFS" server --mount "$M" --state "$STATE" 2>>"$WORK/server.log" &
+	SERVER_PID=$!
+	echo "$SERVER_PID" >"$WORK/server.pid"
+	wait_for 20 test -e "$M/namespaces/default.yaml"
+	NS=$M/namespaces/default
+}
+
+# stop_server [SIGNAL]: stops the server by pid and waits for it to go.
+stop_server() {
+	local sig=${1:-TERM} pid
+	pid=$(cat "$WORK/server.pid" 2>/dev/null) || return 0
+	kill -"$sig" "$pid" 2>/dev/null
+	wait_for 20 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+	rm -f "$WORK/server.pid"
+	if grep -qs " $M " /proc/mounts; then umount -l "$M" 2>/dev/null || true; fi
+}
+
+# cleanup_server: for teardown_file; leaves nothing behind.
+cleanup_server() {
+	stop_server TERM
+	[ -n "$WORK" ] && rm -rf "$WORK"
+}
+
+# events_has NS_DIR TEXT: whether the events file of NS_DIR has TEXT.
+events_has() {
+	grep -qF -- "$2" "$1/events"
+}
