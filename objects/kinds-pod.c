@@ -13,8 +13,8 @@
 
 #include <errno.h>
 
+/* configMapKeyRef and secretKeyRef. */
 static const struct field key_ref_fields[] = {
-	/* configMapKeyRef, secretKeyRef */
 	FSTR("name", .flags = F_REQUIRED),
 	FSTR("key", .flags = F_REQUIRED),
 	FBOOL("optional"),
@@ -52,8 +52,8 @@ static const struct field env_fields[] = {
 	{0},
 };
 
+/* configMapRef and secretRef. */
 static const struct field ref_fields[] = {
-	/* configMapRef, secretRef */
 	FSTR("name", .flags = F_REQUIRED),
 	FBOOL("optional"),
 	{0},
@@ -174,8 +174,8 @@ static const struct field container_fields[] = {
 	{0},
 };
 
+/* The items of a configMap or secret volume. */
 static const struct field key_path_fields[] = {
-	/* items of configMap, secret */
 	FSTR("key", .flags = F_REQUIRED),
 	FSTR("path", .flags = F_REQUIRED),
 	FINT("mode", .flags = F_NONNEG),
@@ -286,8 +286,8 @@ static const struct field toleration_fields[] = {
 	{0},
 };
 
+/* A LocalObjectReference. */
 static const struct field name_fields[] = {
-	/* a LocalObjectReference */
 	FSTR("name", .flags = F_REQUIRED),
 	{0},
 };

@@ -143,8 +143,8 @@ static void set_default(struct ynode *m, const char *key, struct ynode *val)
 		y_set(m, key, val);
 }
 
+/* A rollingUpdate of a Deployment or DaemonSet. */
 static const struct field rolling_fields[] = {
-	/* Deployment and DaemonSet */
 	FINTSTR("maxSurge"),
 	FINTSTR("maxUnavailable"),
 	{0},

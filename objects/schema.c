@@ -231,6 +231,8 @@ int schema_check(const struct field *fields, struct ynode *n,
 			continue; /* "key:" with no value means absent */
 		if ((r = check_value(f, f->type, f->sub, n->v[i], p, e)) < 0)
 			return r;
+		if (f->check && (r = f->check(n->v[i], p, e)) < 0)
+			return r;
 	}
 	for (size_t i = 0; i < n->n;) {
 		if (n->v[i]->type == Y_NULL && find_field(fields, n->keys[i])->type != T_ANY)
