@@ -18,13 +18,14 @@ wait_for() {
 # start_server: a server on $M with its state in $STATE, pid in $SERVER_PID.
 start_server() {
 	export WORK=${WORK:-$(mktemp -d /tmp/clusterfs-test.XXXXXX)}
+	chmod 755 "$WORK"
 	export M=$WORK/mnt STATE=$WORK/state
 	mkdir -p "$M"
 	"$CLUSTERFS" server --mount "$M" --state "$STATE" 2>>"$WORK/server.log" &
-	SERVER_PID=$!
+	export SERVER_PID=$!
 	echo "$SERVER_PID" >"$WORK/server.pid"
 	wait_for 20 test -e "$M/namespaces/default.yaml"
-	NS=$M/namespaces/default
+	export NS=$M/namespaces/default
 }
 
 # stop_server [SIGNAL]: stops the server by pid and waits for it to go.
