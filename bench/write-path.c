@@ -65,6 +65,7 @@ struct worker {
 };
 
 struct result {
+	int failed;		    /* the figures below are meaningless then */
 	double rate, p50, p99, max; /* creates/s, then ms */
 };
 
@@ -335,7 +336,8 @@ static int run(const struct target *t, const char *where, int writers, long n, s
 
 	int r = check_run(t, where, ws, writers, n);
 	qsort(lat, n, sizeof(*lat), cmp_i64);
-	*res = (struct result){.rate = n / (wall / 1e9),
+	*res = (struct result){.failed = r < 0,
+			       .rate = n / (wall / 1e9),
 			       .p50 = percentile_ms(lat, n, 0.50),
 			       .p99 = percentile_ms(lat, n, 0.99),
 			       .max = lat[n - 1] / 1e6};
@@ -348,6 +350,11 @@ static int run(const struct target *t, const char *where, int writers, long n, s
 static void print_row(const char *label, int writers, const struct result *r,
 		      const struct result *vs_fsync, const struct result *vs_sqlite)
 {
+	if (r->failed) {
+		printf("%-18s %7d  FAILED (see the errors above)\n", label, writers);
+		fflush(stdout);
+		return;
+	}
 	printf("%-18s %7d %11.1f %9.3f %9.3f %9.3f", label, writers, r->rate, r->p50, r->p99,
 	       r->max);
 	if (vs_fsync)

@@ -20,7 +20,7 @@ start_server() {
 	export WORK=${WORK:-$(mktemp -d /tmp/clusterfs-test.XXXXXX)}
 	chmod 755 "$WORK"
 	export M=$WORK/mnt STATE=$WORK/state
-	mkdir -p "$M"
+	mkdir -p "$M" 2>/dev/null || true # a stale mount is the server's to clear
 	"$CLUSTERFS" server --mount "$M" --state "$STATE" 2>>"$WORK/server.log" &
 	export SERVER_PID=$!
 	echo "$SERVER_PID" >"$WORK/server.pid"
