@@ -28,22 +28,26 @@ all: $(B)/clusterfs $(UNIT) $(BENCH)
 
 $(B)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c -o $@ $<
 
 $(B)/libclusterfs.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/clusterfs: $(CMD_OBJ) $(B)/libclusterfs.a
-	$(CC) $(CFLAGS) -o $@ $(CMD_OBJ) $(B)/libclusterfs.a $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $(CMD_OBJ) $(B)/libclusterfs.a $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libclusterfs.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libclusterfs.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
 
 deps:
 	@scripts/install-deps
