@@ -12,7 +12,7 @@
 #ifndef CFS_FS_INTERNAL_H
 #define CFS_FS_INTERNAL_H
 
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <sys/stat.h>

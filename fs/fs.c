@@ -875,7 +875,7 @@ static void on_signal(int sig)
 
 int fs_loop(struct fs *fs)
 {
-	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 16};
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	struct sigaction sa = {.sa_handler = on_signal};
 	int r;
 
@@ -884,8 +884,13 @@ int fs_loop(struct fs *fs)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* Writers wait in flush for their commit, a worker each: room for
+	 * many concurrent writers, and for the toucher besides. */
+	fuse_loop_cfg_set_max_threads(cfg, 64);
+	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	fs->toucher = toucher_new(fs);
-	r = fuse_session_loop_mt(fs->se, &cfg);
+	r = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
 	toucher_free(fs->toucher);
 	fs->toucher = NULL;
 	return r < 0 ? r : 0;
