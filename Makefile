@@ -4,17 +4,18 @@
 #   make run        install what is missing, build, start a cluster (clusterfs up)
 #   make test       install what is missing, build, run every test under prove
 #   make asan       the same tests against an address+undefined sanitized build
-#   make fuzz       run the libFuzzer targets for a bounded time
+#                   (without -Werror: gcc 12 warns falsely under -fsanitize)
+#   make fuzz       run the libFuzzer targets for a bounded time (FUZZ_SECONDS)
 
 PKGS    := fuse3 yaml-0.1 sqlite3
 CC      ?= cc
 WERROR  ?= -Werror
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wmissing-declarations \
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wmissing-declarations \
            -Wwrite-strings -Wno-unused-parameter $(WERROR) -pthread \
            -D_FILE_OFFSET_BITS=64 -Iobjects -Ifs \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+ALL_LDLIBS = $(LDFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 B       ?= build
 
 LIB_SRC := $(wildcard objects/*.c fs/*.c controllers/*.c scheduler/*.c nodeagent/*.c)
@@ -29,7 +30,7 @@ all: $(B)/clusterfs $(UNIT) $(BENCH)
 $(B)/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c -o $@ $<
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B)/libclusterfs.a: $(LIB_OBJ)
 	@rm -f $@
@@ -37,17 +38,17 @@ $(B)/libclusterfs.a: $(LIB_OBJ)
 
 $(B)/clusterfs: $(CMD_OBJ) $(B)/libclusterfs.a
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -o $@ $(CMD_OBJ) $(B)/libclusterfs.a $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -o $@ $(CMD_OBJ) $(B)/libclusterfs.a $(ALL_LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(B)/libclusterfs.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(B)/libclusterfs.a $(ALL_LDLIBS)
 
 $(B)/bench/%: bench/%.c $(B)/libclusterfs.a
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -o $@ $< $(B)/libclusterfs.a $(LDLIBS)
+	@$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libclusterfs.a $(ALL_LDLIBS)
 
 deps:
 	@scripts/install-deps
@@ -65,10 +66,21 @@ run: deps
 	$(B)/clusterfs up
 
 asan:
-	$(MAKE) B=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDLIBS="$(LDLIBS) -fsanitize=address,undefined" all
+	$(MAKE) B=build-asan WERROR= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" all
 	CLUSTERFS=$(abspath build-asan/clusterfs) prove --exec tests/tap-run \
 	  $(patsubst $(B)/%,build-asan/%,$(UNIT)) tests/e2e/*.bats
+
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang WERROR= CFLAGS="$(FUZZ_FLAGS)" build-fuzz/libclusterfs.a
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -Iobjects $(shell pkg-config --cflags yaml-0.1) \
+	  -o build-fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c build-fuzz/libclusterfs.a \
+	  $(shell pkg-config --libs $(PKGS)) -pthread
+	mkdir -p build-fuzz/corpus-yaml
+	cp tests/fuzz/corpus-yaml/* build-fuzz/corpus-yaml/ 2>/dev/null || true
+	build-fuzz/fuzz_yaml -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-yaml
 
 valgrind: all
 	for t in $(UNIT); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
@@ -82,4 +94,4 @@ bench: all
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test unit run asan valgrind format bench clean
+.PHONY: all deps test unit run asan fuzz valgrind format bench clean

@@ -18,7 +18,7 @@
  * their ratios. Each create is timed on its own (monotonic clock) for the
  * percentiles; creates/s is N over the wall time from the moment all
  * writers are released to the moment the last one is done. After each
- * run the targets are counted (files listed, rows selected): a run that
+ * run what it wrote is counted (files listed, rows selected): a run that
  * did not leave exactly N new objects fails the benchmark.
  */
 #define _GNU_SOURCE

@@ -34,15 +34,7 @@ void err_prefix(struct err *e, const char *fmt, ...)
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
-	size_t n = strnlen(pre, sizeof(pre) - 1);
-	if (n + 2 >= sizeof(e->msg))
-		n = sizeof(e->msg) - 3;
-	memcpy(e->msg, pre, n);
-	memcpy(e->msg + n, ": ", 2);
-	size_t rest = sizeof(e->msg) - n - 3;
-	size_t m = strnlen(old, rest);
-	memcpy(e->msg + n + 2, old, m);
-	e->msg[n + 2 + m] = 0;
+	snprintf(e->msg, sizeof(e->msg), "%.400s: %.600s", pre, old);
 }
 
 static void oom(void)

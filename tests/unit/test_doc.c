@@ -116,14 +116,14 @@ static void test_scalars(void)
 {
 	static const char *const nulls[] = {"~", "", "null", "Null", "NULL"};
 	static const char *const floats[] = {"1.5",  "-0.25", "+2.5", "1e3",   "6.02e+23", "1.5E-3",
-					     ".5",   "1.",    ".inf", "-.inf", "+.inf",    ".Inf",
+					     ".5",   "1.",    ".inf", "-.inf", "+.inf",	   ".Inf",
 					     ".INF", "-.Inf", ".nan", ".NaN",  ".NAN"};
-	static const char *const strings[] = {"hello",   "yes",	  "no",	   "on",     "off",
-					      "y",	 "n",	  "nan",   "inf",    "infinity",
-					      "0x",	 "0o",	  "0o8",   "0xg",    "1e",
-					      "12:30",	 "1.2.3", "1_000", "0b101",  "0X1F",
-					      "-0x10",	 "+0o7",  "0x1p3", "0x1.8",  "true_",
-					      "nulls",	 "~x",	  "1 2",   "v1.2",   "localhost:5000"};
+	static const char *const strings[] = {"hello", "yes",	"no",	 "on",	  "off",
+					      "y",     "n",	"nan",	 "inf",	  "infinity",
+					      "0x",    "0o",	"0o8",	 "0xg",	  "1e",
+					      "12:30", "1.2.3", "1_000", "0b101", "0X1F",
+					      "-0x10", "+0o7",	"0x1p3", "0x1.8", "true_",
+					      "nulls", "~x",	"1 2",	 "v1.2",  "localhost:5000"};
 
 	for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
 		is_type(nulls[i], Y_NULL);
@@ -305,7 +305,7 @@ static void test_rejects(void)
 	"metadata:\n"                                                                              \
 	"  name: web\n"                                                                            \
 	"  namespace: default\n"                                                                   \
-	"  labels: {app: web, version: \"2\", canary: \"false\"}\n"                               \
+	"  labels: {app: web, version: \"2\", canary: \"false\"}\n"                                \
 	"  annotations:\n"                                                                         \
 	"    description: |\n"                                                                     \
 	"      The web front end.\n"                                                               \
@@ -373,17 +373,18 @@ static void test_emit(void)
 	static const struct {
 		const char *s, *want;
 	} quoted[] = {
-		{"3", "v: \"3\"\n"},	   {"true", "v: \"true\"\n"}, {"yes", "v: \"yes\"\n"},
-		{"No", "v: \"No\"\n"},	   {"null", "v: \"null\"\n"}, {"", "v: \"\"\n"},
-		{"~", "v: \"~\"\n"},	   {"0x10", "v: \"0x10\"\n"}, {"1.5", "v: \"1.5\"\n"},
+		{"3", "v: \"3\"\n"},	     {"true", "v: \"true\"\n"}, {"yes", "v: \"yes\"\n"},
+		{"No", "v: \"No\"\n"},	     {"null", "v: \"null\"\n"}, {"", "v: \"\"\n"},
+		{"~", "v: \"~\"\n"},	     {"0x10", "v: \"0x10\"\n"}, {"1.5", "v: \"1.5\"\n"},
 		{"-.inf", "v: \"-.inf\"\n"}, {".Inf", "v: \".Inf\"\n"}, {"+.inf", "v: \"+.inf\"\n"},
-		{".NaN", "v: \".NaN\"\n"}, {"plain", "v: plain\n"},
+		{".NaN", "v: \".NaN\"\n"},   {"plain", "v: plain\n"},
 	};
 	for (size_t i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {
 		struct ynode *d = y_map();
 		y_set(d, "v", y_str(quoted[i].s));
 		cleanup_free char *text = emit(d);
-		if (!ok(!strcmp(text, quoted[i].want), "the string \"%s\" is written %s", quoted[i].s,
+		if (!ok(!strcmp(text, quoted[i].want), "the string \"%s\" is written %s",
+			quoted[i].s,
 			quoted[i].s[0] && strcmp(quoted[i].s, "plain") ? "quoted" : "as needed"))
 			printf("# got: %s", text);
 		y_free(d);
@@ -417,15 +418,15 @@ static void test_emit(void)
 static void test_string_round_trip(void)
 {
 	static const char *const strings[] = {
-		"a\nb",	       "a\nb\n",    "a\n\n",	  "\n",		"\n\nlead",   "  indented\nx",
-		"trail \nx",   "x\n  y\n",  "tab\there",  "a\r\nb",	"#not\nb",    "key: v\n- item\n",
-		"- a",	       ": x",	    "a: b",	  "#x",		"x #y",	      " lead",
-		"trail ",      "@at",	    "`b",	  "{x}",	"[x]",	      "*a",
-		"&a",	       "!t",	    "%p",	  "|",		">",	      "'",
-		"\"",	       "\\",	    "é ünïcödé", "-",		"---",	      "...",
-		"? q",	       "a,b",	    "null",	  "~",		"True",	      "0o17",
-		"1e3",	       "+1",	    ".5",	  "OFF",	"N",	      "",
-		"line\n\n\n",  "\ttab\n",   "bell\a",	  "a\n \nb",	"end\\\n",    "   ",
+		"a\nb",	      "a\nb\n",	  "a\n\n",     "\n",	  "\n\nlead", "  indented\nx",
+		"trail \nx",  "x\n  y\n", "tab\there", "a\r\nb",  "#not\nb",  "key: v\n- item\n",
+		"- a",	      ": x",	  "a: b",      "#x",	  "x #y",     " lead",
+		"trail ",     "@at",	  "`b",	       "{x}",	  "[x]",      "*a",
+		"&a",	      "!t",	  "%p",	       "|",	  ">",	      "'",
+		"\"",	      "\\",	  "é ünïcödé", "-",	  "---",      "...",
+		"? q",	      "a,b",	  "null",      "~",	  "True",     "0o17",
+		"1e3",	      "+1",	  ".5",	       "OFF",	  "N",	      "",
+		"line\n\n\n", "\ttab\n",  "bell\a",    "a\n \nb", "end\\\n",  "   ",
 	};
 
 	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
@@ -434,10 +435,12 @@ static void test_string_round_trip(void)
 		struct ynode *seq = y_submap(d, "m");
 		y_set(seq, "in", y_seq());
 		y_push(y_get(seq, "in"), y_str(strings[i]));
+		y_set(d, strings[i], y_str("as a key"));
 		cleanup_free char *text = emit(d);
 		struct ynode *back = parse1(text);
 		cleanup_free char *name = shown(strings[i]);
-		if (!ok(back && y_equal(d, back), "the string \"%s\" round-trips", name))
+		if (!ok(back && y_equal(d, back),
+			"the string \"%s\" round-trips, as a value and as a key", name))
 			printf("# emitted:\n%s", text);
 		y_free(d);
 		y_free(back);
@@ -493,7 +496,8 @@ static void test_tree(void)
 	y_set(sub, "d", y_bool(false));
 	ok(y_path(m, "c.d") && y_path(m, "c.d")->type == Y_BOOL, "y_path follows keys");
 	ok(y_path(m, "") == m, "an empty path is the node itself");
-	ok(!y_path(m, "c.x") && !y_path(m, "a.b") && !y_path(m, "x.y.z"), "y_path of missing is NULL");
+	ok(!y_path(m, "c.x") && !y_path(m, "a.b") && !y_path(m, "x.y.z"),
+	   "y_path of missing is NULL");
 	ok(y_path_str(m, "b") && !strcmp(y_path_str(m, "b"), "two"), "y_path_str of a string");
 	ok(y_path_str(m, "a") && !strcmp(y_path_str(m, "a"), "10"), "y_path_str of an integer");
 	ok(y_path_str(m, "c.d") && !strcmp(y_path_str(m, "c.d"), "false"), "y_path_str of a bool");
@@ -553,7 +557,8 @@ static void test_parse_one(void)
 	d = NULL;
 	ok(obj_parse_one("", 0, &d, &e) == -EINVAL && strstr(e.msg, "empty"), "no document: %s",
 	   e.msg);
-	ok(obj_parse_one("a: 1\n---\nb: 2\n", 14, &d, &e) == -EINVAL && strstr(e.msg, "2 documents"),
+	ok(obj_parse_one("a: 1\n---\nb: 2\n", 14, &d, &e) == -EINVAL &&
+		   strstr(e.msg, "2 documents"),
 	   "two documents: %s", e.msg);
 	ok(obj_parse_one("a: [\n", 5, &d, &e) == -EINVAL && strstr(e.msg, "line"), "bad YAML: %s",
 	   e.msg);
@@ -614,9 +619,10 @@ static void test_normalize(void)
 	   "the path fills metadata.namespace");
 	y_free(d);
 
-	d = normalized(cm, "default", "cfg",
-		       "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\n"
-		       "data: {a: b}\n");
+	d = normalized(
+		cm, "default", "cfg",
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: default}\n"
+		"data: {a: b}\n");
 	ok(d != NULL, "a ConfigMap that agrees with its path");
 	y_free(d);
 	d = normalized(cm, "default", "cfg", "kind:\napiVersion: ~\nmetadata:\ndata: {a: b}\n");
@@ -625,7 +631,8 @@ static void test_normalize(void)
 	y_free(d);
 
 	normalize_rejects(cm, "default", "cfg", "kind: Secret\ndata: {a: Yg==}\n", "kind");
-	normalize_rejects(cm, "default", "cfg", "apiVersion: apps/v1\ndata: {a: b}\n", "apiVersion");
+	normalize_rejects(cm, "default", "cfg", "apiVersion: apps/v1\ndata: {a: b}\n",
+			  "apiVersion");
 	normalize_rejects(cm, "default", "cfg", "metadata: {name: other}\n", "metadata.name");
 	normalize_rejects(cm, "default", "cfg", "metadata: {namespace: prod}\n",
 			  "metadata.namespace");
@@ -685,7 +692,8 @@ static void test_merge(void)
 	ok(y_path_str(cur, "metadata.creationTimestamp") &&
 		   !strcmp(y_path_str(cur, "metadata.creationTimestamp"), "2023-11-14T22:13:20Z"),
 	   "create sets creationTimestamp from now");
-	ok(y_path(cur, "metadata.generation") && y_path(cur, "metadata.generation")->type == Y_INT &&
+	ok(y_path(cur, "metadata.generation") &&
+		   y_path(cur, "metadata.generation")->type == Y_INT &&
 		   y_path(cur, "metadata.generation")->i == 1,
 	   "create sets generation 1");
 	ok(obj_rv(cur) == 7 && y_path(cur, "metadata.resourceVersion")->type == Y_STR,
@@ -745,7 +753,8 @@ static void test_merge(void)
 	y_set(y_path(doc, "metadata.labels"), "team", y_str("blue"));
 	y_set(y_get(doc, "spec"), "replicas", y_int(5));
 	y_set(doc, "status", parse1("{replicas: 5, readyReplicas: 5}"));
-	ok(obj_merge(cur, doc, 10, t0, &changed, &e) == 0 && changed, "a status change is a change");
+	ok(obj_merge(cur, doc, 10, t0, &changed, &e) == 0 && changed,
+	   "a status change is a change");
 	ok(y_path(doc, "metadata.generation")->i == 2, "a status change keeps generation");
 	y_free(doc);
 
