@@ -207,6 +207,8 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags,
 	case N_OBJ:
 		return open_object(fs, in, flags, out);
 	case N_README:
+		if ((flags & O_ACCMODE) != O_RDONLY)
+			return -EACCES;
 		h = handle_new(H_READ, in);
 		sb_puts(&h->buf, readme_text());
 		break;
@@ -507,7 +509,7 @@ static int handle_commit(struct fs *fs, struct handle *h)
 		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
 		break;
 	case H_EVENTS:
-		r = fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		r = h->too_big ? -EFBIG : fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
 		h->buf.len = 0;
 		break;
 	default:

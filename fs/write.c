@@ -176,8 +176,9 @@ int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len
 	int r;
 
 	if (parse_count(buf, len, &n) < 0) {
+		int shown = (int)strcspn(buf, "\n");
 		err_set(&e, EINVAL, "spec.replicas: \"%.*s\" is not a count (a whole number >= 0)",
-			(int)(len > 40 ? 40 : len), buf);
+			shown > 40 ? 40 : shown, buf);
 		return fs_reject(fs, in->ns, origin, -EINVAL, &e);
 	}
 	for (int tries = 0; tries < 10; tries++) {
@@ -197,30 +198,47 @@ int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len
 	return r < 0 ? fs_reject(fs, in->ns, origin, r, &e) : 0;
 }
 
-/* One events line: "TYPE REASON OBJECT: MESSAGE". */
-static int event_line(struct fs *fs, const char *ns, char *line)
+/* Splits one events line "TYPE REASON OBJECT: MESSAGE" in place. */
+static int parse_event_line(char *line, char **type, char **reason, char **object,
+			    char **msg)
 {
-	char type[16], reason[128], object[256];
-	int off = 0;
+	char *save = NULL;
 
-	if (sscanf(line, "%15s %127s %255s %n", type, reason, object, &off) < 3 || !off ||
-	    object[strlen(object) - 1] != ':' ||
-	    (strcmp(type, "Normal") && strcmp(type, "Warning")))
+	*type = strtok_r(line, " ", &save);
+	*reason = strtok_r(NULL, " ", &save);
+	*object = strtok_r(NULL, " ", &save);
+	*msg = save ? save + strspn(save, " ") : NULL;
+	if (!*type || !*reason || !*object || !*msg || !**msg)
 		return -EINVAL;
-	object[strlen(object) - 1] = 0;
-	store_event(fs->store, ns, type, reason, object, line + off);
+	size_t n = strlen(*object);
+	if ((*object)[n - 1] != ':' || n < 2 || (strcmp(*type, "Normal") && strcmp(*type, "Warning")))
+		return -EINVAL;
+	(*object)[n - 1] = 0;
 	return 0;
 }
 
 int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len)
 {
 	cleanup_free char *text = xstrndup(buf, len);
-	char *save = NULL;
+	char *lines[256], *save = NULL;
+	size_t n = 0;
+	struct err e = {0};
 
 	if (memchr(buf, 0, len))
-		return -EINVAL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-		if (*line && event_line(fs, ns, line) < 0)
-			return -EINVAL;
+		return fs_reject(fs, ns, "events", err_set(&e, EINVAL, "events: the text contains NUL bytes"), &e);
+	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (n == sizeof(lines) / sizeof(lines[0]))
+			return fs_reject(fs, ns, "events", err_set(&e, EINVAL, "events: at most %zu lines at once", n), &e);
+		if (*l)
+			lines[n++] = l;
+	}
+	/* Every line is checked before any is appended: all or none. */
+	char *type[256], *reason[256], *object[256], *msg[256];
+	for (size_t i = 0; i < n; i++)
+		if (parse_event_line(lines[i], &type[i], &reason[i], &object[i], &msg[i]) < 0)
+			return fs_reject(fs, ns, "events",
+					 err_set(&e, EINVAL, "events: line %zu: expected \"Normal|Warning REASON OBJECT: MESSAGE\"", i + 1), &e);
+	for (size_t i = 0; i < n; i++)
+		store_event(fs->store, ns, type[i], reason[i], object[i], msg[i]);
 	return 0;
 }

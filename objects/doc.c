@@ -111,6 +111,8 @@ bool y_equal(const struct ynode *a, const struct ynode *b)
 			if (!y_equal(a->v[i], b->v[i]))
 				return false;
 		return true;
+	case Y_NULL:
+		return true;
 	default:
 		return strcmp(a->str, b->str) == 0;
 	}
@@ -222,15 +224,73 @@ void y_push(struct ynode *s, struct ynode *val)
 	s->v[s->n++] = val;
 }
 
+static bool is_special_float(const char *s)
+{
+	static const char *const names[] = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN", NULL};
+	const char *p = s + ((*s == '-' || *s == '+') && s[1] == '.' && tolower((unsigned char)s[2]) == 'i');
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(p, names[i]))
+			return true;
+	return false;
+}
+
+/* Whether s is a decimal number YAML 1.2 reads as a float. */
+static bool is_decimal_float(const char *s)
+{
+	const char *p = s + (*s == '-' || *s == '+');
+	bool digits = false;
+
+	while (isdigit((unsigned char)*p))
+		p++, digits = true;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			digits = true;
+	if (!digits)
+		return false;
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		p += (*p == '-' || *p == '+');
+		if (!isdigit((unsigned char)*p))
+			return false;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	return *p == 0;
+}
+
+/* Parses YAML 1.2 core integers: [-+]?[0-9]+, 0o[0-7]+, 0x[0-9a-fA-F]+. */
+static int parse_int(const char *s, int64_t *out)
+{
+	int base = 10;
+	const char *digits = s + (*s == '-' || *s == '+');
+	char *end;
+
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
+		base = s[1] == 'x' ? 16 : 8, digits = s + 2;
+	if (!*digits)
+		return -1;
+	for (const char *q = digits; *q; q++)
+		if (base == 16 ? !isxdigit((unsigned char)*q) : (*q < '0' || *q > (base == 8 ? '7' : '9')))
+			return -1;
+	errno = 0;
+	long long v = strtoll(base == 10 ? s : digits, &end, base);
+	if (errno || *end)
+		return -2; /* an integer too large for int64 */
+	*out = v;
+	return 0;
+}
+
 /* Resolves plain scalar text as YAML 1.2's core schema does. */
 static void resolve_plain(struct ynode *n)
 {
 	const char *s = n->str;
-	char *end;
+	int64_t v;
+	int r;
 
-	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") ||
-	    !strcmp(s, "Null") || !strcmp(s, "NULL")) {
+	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")) {
 		n->type = Y_NULL;
+		free(n->str);
+		n->str = xstrdup("null");
 		return;
 	}
 	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") ||
@@ -241,41 +301,15 @@ static void resolve_plain(struct ynode *n)
 		n->str = xstrdup(n->i ? "true" : "false");
 		return;
 	}
-	const char *p = s + (*s == '-' || *s == '+');
-	int base = 10;
-	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'o') && p == s)
-		base = p[1] == 'x' ? 16 : 8, p += 2;
-	if (*p) {
-		const char *q = p;
-		while (*q && (base == 16 ? isxdigit((unsigned char)*q)
-					  : (*q >= '0' && *q <= (base == 8 ? '7' : '9'))))
-			q++;
-		if (!*q) {
-			errno = 0;
-			long long v = strtoll(p, &end, base);
-			if (errno == 0 && *end == 0) {
-				if (*s == '-')
-					v = -v;
-				n->type = Y_INT;
-				n->i = v;
-				free(n->str);
-				n->str = xasprintf("%lld", v);
-				return;
-			}
-			n->type = Y_FLOAT; /* too large for int64 */
-			return;
-		}
-	}
-	if (!strcmp(s, ".inf") || !strcmp(s, "-.inf") || !strcmp(s, ".nan")) {
-		n->type = Y_FLOAT;
+	if ((r = parse_int(s, &v)) == 0) {
+		n->type = Y_INT;
+		n->i = v;
+		free(n->str);
+		n->str = xasprintf("%lld", (long long)v);
 		return;
 	}
-	p = s + (*s == '-' || *s == '+');
-	if ((isdigit((unsigned char)*p) || (*p == '.' && isdigit((unsigned char)p[1])))) {
-		strtod(s, &end);
-		if (*end == 0)
-			n->type = Y_FLOAT;
-	}
+	if (r == -2 || is_special_float(s) || is_decimal_float(s))
+		n->type = Y_FLOAT;
 }
 
 struct parser {

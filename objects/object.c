@@ -193,7 +193,12 @@ int obj_identify(struct ynode *doc, const char *default_ns,
 int64_t obj_rv(const struct ynode *obj)
 {
 	const char *rv = y_path_str(obj, "metadata.resourceVersion");
-	return rv ? strtoll(rv, NULL, 10) : 0;
+	char *end;
+
+	if (!rv || !*rv)
+		return 0;
+	long long v = strtoll(rv, &end, 10);
+	return *end || v <= 0 ? -1 : v;
 }
 
 static void new_uid(char out[37])
@@ -246,6 +251,15 @@ int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
 	int64_t want = obj_rv(doc);
 	char buf[40];
 
+	if (want < 0)
+		return err_set(e, EINVAL, "metadata.resourceVersion: \"%s\" is not a resourceVersion",
+			       y_path_str(doc, "metadata.resourceVersion"));
+	/* A resourceVersion is a precondition: the object as it was then.
+	 * One that is gone is not silently brought back by an old copy. */
+	if (!cur && want)
+		return err_set(e, ENOENT,
+			       "metadata.resourceVersion: %lld names an object that no longer exists "
+			       "(remove resourceVersion to create it anew)", (long long)want);
 	if (cur && want && want != obj_rv(cur))
 		return err_set(e, ESTALE,
 			       "metadata.resourceVersion: %lld is stale (the object is at %lld): "

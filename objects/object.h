@@ -45,13 +45,14 @@ int obj_identify(struct ynode *doc, const char *default_ns,
 /*
  * Turns the user's normalized doc into the object to store, given the
  * current object (NULL on create). rv is the revision this change gets.
- * Returns -ESTALE when doc carries a resourceVersion that is not cur's.
+ * Returns -ESTALE when doc carries a resourceVersion that is not cur's,
+ * -ENOENT when it carries one and there is no cur (the object was deleted).
  * Sets *changed to whether anything but server fields differs from cur.
  */
 int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
 	      int64_t now, bool *changed, struct err *e);
 
-/* metadata.resourceVersion of an object, or 0. */
+/* metadata.resourceVersion of an object, 0 when absent, -1 when not a number. */
 int64_t obj_rv(const struct ynode *obj);
 
 #endif

@@ -24,6 +24,7 @@
 
 #define CHANGE_LOG_KEEP 100000
 #define EVENTS_MAX (1 << 20)
+#define EVENT_MSG_MAX 4096
 #define MAX_SUBSCRIBERS 8
 
 const char *const change_names[] = {"NONE", "ADDED", "MODIFIED", "DELETED"};
@@ -485,7 +486,7 @@ static int op_delete(struct store *s, struct group *g, struct group *req,
 	if ((r = sql_run(s->db, "DELETE FROM objects WHERE path=?", "t", path)) < 0 ||
 	    (r = log_change(s, req, CH_DELETED, path)) < 0)
 		return err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
-	strmap_put(req->overlay, path, DELETED);
+	sobj_unref(strmap_put(req->overlay, path, DELETED));
 	op->change = CH_DELETED;
 	op->rv = req->rev;
 	return 0;
@@ -514,7 +515,7 @@ static int op_put(struct store *s, struct group *g, struct group *req,
 	}
 	struct sobj *o = sobj_new(op->kind, op->ns, op->name, op->doc, now);
 	op->doc = NULL;
-	strmap_put(req->overlay, path, o);
+	sobj_unref(strmap_put(req->overlay, path, o));
 	op->change = cur ? CH_MODIFIED : CH_ADDED;
 	if ((r = sql_run(s->db, "INSERT OR REPLACE INTO objects VALUES(?, ?, ?, ?, ?, ?)", "ttttit",
 			 path, op->kind->plural, op->ns, op->name, now, o->yaml)) < 0 ||
@@ -727,7 +728,8 @@ void store_event(struct store *s, const char *ns, const char *type,
 
 	fmt_time(now_ns(), ts);
 	rq->event_ns = xstrdup(ns);
-	rq->event_line = xasprintf("%s %s %s %s: %s\n", ts, type, reason, object, msg);
+	rq->event_line = xasprintf("%s %s %s %s: %.*s%s\n", ts, type, reason, object, EVENT_MSG_MAX, msg,
+				   strlen(msg) > EVENT_MSG_MAX ? "..." : "");
 	for (char *p = rq->event_line; p[1]; p++)
 		if (*p == '\n')
 			*p = ' ';
