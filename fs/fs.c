@@ -32,6 +32,31 @@ static struct handle *handle_of(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
+/*
+ * Objects and scratch files are never cached: sizes must be exact and
+ * changes seen at once. The directories above them change only by mkdir
+ * and rmdir, which pass through the kernel, so their names may be cached
+ * for a second; that spares a lookup per path component of every open.
+ */
+static void set_timeouts(const struct inode *in, struct fuse_entry_param *e)
+{
+	switch (in->type) {
+	case N_NSROOT:
+	case N_NSDIR:
+	case N_KINDDIR:
+		e->entry_timeout = e->attr_timeout = 1.0;
+		break;
+	case N_README:
+	case N_EVENTS:
+	case N_WATCH:
+	case N_APPLY:
+		e->entry_timeout = 1.0;
+		break;
+	default:
+		break;
+	}
+}
+
 static void reply_entry(fuse_req_t req, struct fs *fs, struct inode *in)
 {
 	struct fuse_entry_param e = {0};
@@ -44,6 +69,7 @@ static void reply_entry(fuse_req_t req, struct fs *fs, struct inode *in)
 	}
 	e.ino = in->ino;
 	e.generation = 1;
+	set_timeouts(in, &e);
 	if (fuse_reply_entry(req, &e) != 0)
 		inode_forget(fs, in->ino, 1);
 }

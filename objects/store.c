@@ -21,11 +21,13 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define CHANGE_LOG_KEEP 100000
 #define EVENTS_MAX (1 << 20)
 #define EVENT_MSG_MAX 4096
 #define MAX_SUBSCRIBERS 8
+#define STMT_CACHE 16
 
 const char *const change_names[] = {"NONE", "ADDED", "MODIFIED", "DELETED"};
 
@@ -63,6 +65,8 @@ struct subscriber {
 
 struct store {
 	sqlite3 *db;  /* the committer's; others use rdb */
+	const char *stmt_sql[STMT_CACHE]; /* the committer's statements */
+	sqlite3_stmt *stmts[STMT_CACHE];
 	sqlite3 *rdb; /* protected by rdb_lock */
 	pthread_mutex_t rdb_lock;
 	pthread_rwlock_t lock;
@@ -71,10 +75,11 @@ struct store {
 	int64_t log_floor;    /* changes after it are in the log; committer only */
 
 	pthread_mutex_t qlock;
-	pthread_cond_t qcond, done_cond;
+	pthread_cond_t qcond, done_cond, qcond_ckpt;
 	struct request *head, *tail; /* protected by qlock */
 	int stopping;		     /* protected by qlock */
 	pthread_t committer;
+	pthread_t checkpointer; /* copies the WAL into the database, off the write path */
 
 	pthread_mutex_t evlock;
 	struct strmap *events; /* ns -> struct strbuf *; protected by evlock */
@@ -230,14 +235,36 @@ static void cleanup_stmtp(sqlite3_stmt **st)
 }
 #define cleanup_stmt __attribute__((cleanup(cleanup_stmtp)))
 
-/* Runs sql with the given text/int64 arguments ("t" or "i" per argument). */
-static int sql_run(sqlite3 *db, const char *sql, const char *types, ...)
+/* The committer's prepared statements, by the address of their SQL text
+ * (always a literal), so that each is compiled once. */
+static sqlite3_stmt *cached_stmt(struct store *s, const char *sql)
 {
-	cleanup_stmt sqlite3_stmt *st = NULL;
+	int i;
+
+	for (i = 0; i < STMT_CACHE && s->stmt_sql[i]; i++)
+		if (s->stmt_sql[i] == sql)
+			return s->stmts[i];
+	if (i == STMT_CACHE) {
+		fprintf(stderr, "clusterfs: store: statement cache full\n");
+		abort();
+	}
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL) != SQLITE_OK)
+		return NULL;
+	s->stmt_sql[i] = sql;
+	return s->stmts[i];
+}
+
+/*
+ * Runs a statement of the committer with text ('t') and int64 ('i')
+ * arguments. Returns 0 or -errno; sqlite3_errmsg(s->db) says why.
+ */
+static int sql_run(struct store *s, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st = cached_stmt(s, sql);
 	va_list ap;
 
-	if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
-		return -sql_errno(db);
+	if (!st)
+		return -sql_errno(s->db);
 	va_start(ap, types);
 	for (int i = 0; types[i]; i++) {
 		if (types[i] == 't')
@@ -247,14 +274,19 @@ static int sql_run(sqlite3 *db, const char *sql, const char *types, ...)
 	}
 	va_end(ap);
 	int rc = sqlite3_step(st);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -sql_errno(db);
+	int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -sql_errno(s->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r;
 }
 
 static const char schema_sql[] =
 	"PRAGMA journal_mode=WAL;"
 	"PRAGMA synchronous=FULL;"
+	"PRAGMA wal_autocheckpoint=0;"
 	"CREATE TABLE IF NOT EXISTS objects(path TEXT PRIMARY KEY, kind TEXT NOT NULL,"
-	" ns TEXT NOT NULL, name TEXT NOT NULL, mtime INTEGER NOT NULL, yaml TEXT NOT NULL);"
+	" ns TEXT NOT NULL, name TEXT NOT NULL, mtime INTEGER NOT NULL, yaml TEXT NOT NULL)"
+	" WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS changes(rev INTEGER PRIMARY KEY, type INTEGER NOT NULL,"
 	" path TEXT NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, ns TEXT NOT NULL,"
@@ -276,6 +308,13 @@ static int64_t meta_get(sqlite3 *db, const char *key)
 	cleanup_stmt sqlite3_stmt *st = NULL;
 	sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+}
+
+static int64_t newest_change(sqlite3 *db)
+{
+	cleanup_stmt sqlite3_stmt *st = NULL;
+	sqlite3_prepare_v2(db, "SELECT IFNULL(MAX(rev), 0) FROM changes", -1, &st, NULL);
 	return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 }
 
@@ -336,6 +375,33 @@ static void load_events(struct store *s)
 
 static void *committer_main(void *arg);
 
+/*
+ * Checkpoints run here, on the reading connection, once a second, rather
+ * than inside a writer's commit (wal_autocheckpoint is off): a writer then
+ * never waits for the database file to be written and synced.
+ */
+static void *checkpointer_main(void *arg)
+{
+	struct store *s = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&s->qlock);
+	while (!s->stopping) {
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&s->qcond_ckpt, &s->qlock, &until);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->qlock);
+		pthread_mutex_lock(&s->rdb_lock);
+		sqlite3_wal_checkpoint_v2(s->rdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_unlock(&s->rdb_lock);
+		pthread_mutex_lock(&s->qlock);
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return NULL;
+}
+
 struct store *store_open(const char *dir, struct err *e)
 {
 	struct store *s = xcalloc(1, sizeof(*s));
@@ -351,14 +417,19 @@ struct store *store_open(const char *dir, struct err *e)
 	pthread_mutex_init(&s->rdb_lock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
+	pthread_cond_init(&s->qcond_ckpt, NULL);
 	if (open_db(path, &s->db, e) < 0 || open_db(path, &s->rdb, e) < 0 || load_objects(s, e) < 0) {
 		store_close(s);
 		return NULL;
 	}
 	load_events(s);
 	s->rev = meta_get(s->db, "rev");
+	int64_t newest = newest_change(s->db);
+	if (newest > s->rev)
+		s->rev = newest;
 	s->log_floor = meta_get(s->db, "log_floor");
 	pthread_create(&s->committer, NULL, committer_main, s);
+	pthread_create(&s->checkpointer, NULL, checkpointer_main, s);
 	return s;
 }
 
@@ -387,13 +458,17 @@ void store_close(struct store *s)
 		pthread_mutex_lock(&s->qlock);
 		s->stopping = 1;
 		pthread_cond_broadcast(&s->qcond);
+		pthread_cond_broadcast(&s->qcond_ckpt);
 		pthread_mutex_unlock(&s->qlock);
 		pthread_join(s->committer, NULL);
+		pthread_join(s->checkpointer, NULL);
 	}
 	strmap_each(s->colls, drop_coll, NULL);
 	strmap_free(s->colls);
 	strmap_each(s->events, drop_events, NULL);
 	strmap_free(s->events);
+	for (int i = 0; i < STMT_CACHE; i++)
+		sqlite3_finalize(s->stmts[i]);
 	sqlite3_close_v2(s->rdb);
 	sqlite3_close_v2(s->db);
 	free(s);
@@ -467,7 +542,7 @@ static int log_change(struct store *s, struct group *req, enum change ch,
 {
 	int64_t rev = ++req->rev;
 	group_note(req, rev, ch, path);
-	return sql_run(s->db, "INSERT INTO changes(rev, type, path) VALUES(?, ?, ?)", "iit",
+	return sql_run(s, "INSERT INTO changes(rev, type, path) VALUES(?, ?, ?)", "iit",
 		       rev, (int64_t)ch, path);
 }
 
@@ -483,7 +558,7 @@ static int op_delete(struct store *s, struct group *g, struct group *req,
 	if (!strcmp(op->kind->name, "Namespace") && !ns_empty(s, g, req, op->name))
 		return err_set(e, ENOTEMPTY, "namespace %s is not empty: delete what it holds first",
 			       op->name);
-	if ((r = sql_run(s->db, "DELETE FROM objects WHERE path=?", "t", path)) < 0 ||
+	if ((r = sql_run(s, "DELETE FROM objects WHERE path=?", "t", path)) < 0 ||
 	    (r = log_change(s, req, CH_DELETED, path)) < 0)
 		return err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
 	sobj_unref(strmap_put(req->overlay, path, DELETED));
@@ -517,7 +592,7 @@ static int op_put(struct store *s, struct group *g, struct group *req,
 	op->doc = NULL;
 	sobj_unref(strmap_put(req->overlay, path, o));
 	op->change = cur ? CH_MODIFIED : CH_ADDED;
-	if ((r = sql_run(s->db, "INSERT OR REPLACE INTO objects VALUES(?, ?, ?, ?, ?, ?)", "ttttit",
+	if ((r = sql_run(s, "INSERT OR REPLACE INTO objects VALUES(?, ?, ?, ?, ?, ?)", "ttttit",
 			 path, op->kind->plural, op->ns, op->name, now, o->yaml)) < 0 ||
 	    (r = log_change(s, req, op->change, path)) < 0)
 		return err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
@@ -548,7 +623,7 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 	struct group req = {.overlay = strmap_new(), .rev = g->rev};
 	int r = 0;
 
-	sql_exec(s->db, "SAVEPOINT req", NULL);
+	sql_run(s, "SAVEPOINT req", "");
 	for (size_t i = 0; i < rq->n && r == 0; i++) {
 		struct store_op *op = &rq->ops[i];
 		r = op->type == OP_DELETE ? op_delete(s, g, &req, op, rq->err)
@@ -558,10 +633,10 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 				   op->name);
 	}
 	if (rq->event_line)
-		r = sql_run(s->db, "INSERT INTO events(ns, line) VALUES(?, ?)", "tt",
+		r = sql_run(s, "INSERT INTO events(ns, line) VALUES(?, ?)", "tt",
 			    rq->event_ns, rq->event_line);
 	if (r < 0) {
-		sql_exec(s->db, "ROLLBACK TO req", NULL);
+		sql_run(s, "ROLLBACK TO req", "");
 		strmap_each(req.overlay, drop_entry, NULL);
 	} else {
 		strmap_each(req.overlay, move_entry, g->overlay);
@@ -569,7 +644,7 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 			group_note(g, req.changes[i].rev, req.changes[i].ch, req.changes[i].path);
 		g->rev = req.rev;
 	}
-	sql_exec(s->db, "RELEASE req", NULL);
+	sql_run(s, "RELEASE req", "");
 	strmap_free(req.overlay);
 	group_clear(&req);
 	free(req.changes);
@@ -610,10 +685,13 @@ static void prune_log(struct store *s, struct group *g)
 	if (g->rev - s->log_floor < CHANGE_LOG_KEEP + CHANGE_LOG_KEEP / 10)
 		return;
 	int64_t floor = g->rev - CHANGE_LOG_KEEP;
-	if (sql_run(s->db, "DELETE FROM changes WHERE rev <= ?", "i", floor) == 0 &&
-	    sql_run(s->db, "UPDATE meta SET value=? WHERE key='log_floor'", "i", floor) == 0)
+	/* The revision is the newest change's; once older changes go, the
+	 * meta row keeps it too, in case the log is ever empty. */
+	if (sql_run(s, "UPDATE meta SET value=? WHERE key='rev'", "i", g->rev) == 0 &&
+	    sql_run(s, "DELETE FROM changes WHERE rev <= ?", "i", floor) == 0 &&
+	    sql_run(s, "UPDATE meta SET value=? WHERE key='log_floor'", "i", floor) == 0)
 		s->log_floor = floor;
-	sql_run(s->db, "DELETE FROM events WHERE id < (SELECT MAX(id) FROM events) - 20000", "");
+	sql_run(s, "DELETE FROM events WHERE id < (SELECT MAX(id) FROM events) - 20000", "");
 }
 
 /* Commits a group of requests; returns 0 or -errno for all of them. */
@@ -622,16 +700,16 @@ static int commit_group(struct store *s, struct request *list, struct err *e)
 	struct group g = {.overlay = strmap_new(), .rev = s->rev};
 	int r;
 
-	if ((r = sql_exec(s->db, "BEGIN IMMEDIATE", e)) == 0) {
+	if ((r = sql_run(s, "BEGIN IMMEDIATE", "")) < 0) {
+		err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
+	} else {
 		for (struct request *rq = list; rq; rq = rq->next)
 			run_request(s, &g, rq);
 		prune_log(s, &g);
-		r = sql_run(s->db, "UPDATE meta SET value=? WHERE key='rev'", "i", g.rev);
-		if (r == 0)
-			r = sql_exec(s->db, "COMMIT", e);
+		r = sql_run(s, "COMMIT", "");
 		if (r < 0) {
 			err_set(e, -r, "store: cannot commit: %s", sqlite3_errmsg(s->db));
-			sql_exec(s->db, "ROLLBACK", NULL);
+			sql_run(s, "ROLLBACK", "");
 		}
 	}
 	if (r == 0) {
