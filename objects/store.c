@@ -3,7 +3,8 @@
  * thread in between.
  *
  * Data flow of a write: store_write() queues a request and sleeps on
- * s->done_cond. The committer takes the whole queue, opens one
+ * s->done_cond (or, when nobody is committing, commits it at once in the
+ * caller's thread). The committer takes the whole queue, opens one
  * transaction, and runs each request inside a savepoint against an
  * overlay (the objects this group has written so far, which later
  * requests of the group must see). A request that fails rolls back to its
@@ -78,6 +79,7 @@ struct store {
 	pthread_cond_t qcond, done_cond, qcond_ckpt;
 	struct request *head, *tail; /* protected by qlock */
 	int stopping;		     /* protected by qlock */
+	int busy;		     /* protected by qlock: a group is being committed */
 	pthread_t committer;
 	pthread_t checkpointer; /* copies the WAL into the database, off the write path */
 
@@ -727,40 +729,50 @@ static int commit_group(struct store *s, struct request *list, struct err *e)
 	return r;
 }
 
+/* Settles the requests of a group that committed with result r. qlock held. */
+static void finish_group(struct store *s, struct request *list, int r, struct err *e)
+{
+	for (struct request *rq = list, *next; rq; rq = next) {
+		next = rq->next;
+		if (r < 0 && rq->result == 0) {
+			rq->result = r;
+			if (rq->err)
+				*rq->err = *e;
+		}
+		if (rq->event_line) { /* nobody waits for these */
+			free(rq->event_ns);
+			free(rq->event_line);
+			free(rq);
+			continue;
+		}
+		rq->done = 1;
+	}
+	s->busy = 0;
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_cond_signal(&s->qcond);
+}
+
+/* Takes and commits the queue whenever no writer is committing. */
 static void *committer_main(void *arg)
 {
 	struct store *s = arg;
 
 	pthread_mutex_lock(&s->qlock);
 	for (;;) {
-		while (!s->head && !s->stopping)
+		while (s->busy || (!s->head && !s->stopping))
 			pthread_cond_wait(&s->qcond, &s->qlock);
 		if (!s->head)
 			break;
 		struct request *list = s->head;
 		s->head = s->tail = NULL;
+		s->busy = 1;
 		pthread_mutex_unlock(&s->qlock);
 
 		struct err e;
 		int r = commit_group(s, list, &e);
 
 		pthread_mutex_lock(&s->qlock);
-		for (struct request *rq = list, *next; rq; rq = next) {
-			next = rq->next;
-			if (r < 0 && rq->result == 0) {
-				rq->result = r;
-				if (rq->err)
-					*rq->err = e;
-			}
-			if (rq->event_line) { /* nobody waits for these */
-				free(rq->event_ns);
-				free(rq->event_line);
-				free(rq);
-				continue;
-			}
-			rq->done = 1;
-		}
-		pthread_cond_broadcast(&s->done_cond);
+		finish_group(s, list, r, &e);
 	}
 	pthread_mutex_unlock(&s->qlock);
 	return NULL;
@@ -787,9 +799,21 @@ int store_write(struct store *s, struct store_op *ops, size_t n, struct err *e)
 		pthread_mutex_unlock(&s->qlock);
 		return err_set(e, ESHUTDOWN, "the server is shutting down");
 	}
-	enqueue(s, &rq);
-	while (!rq.done)
-		pthread_cond_wait(&s->done_cond, &s->qlock);
+	if (!s->busy && !s->head) {
+		/* Nobody is committing: commit here, and spare the hand-over
+		 * to the committer thread and back. Writers arriving meanwhile
+		 * queue, and the committer takes them as one group. */
+		struct err ge;
+		s->busy = 1;
+		pthread_mutex_unlock(&s->qlock);
+		int r = commit_group(s, &rq, &ge);
+		pthread_mutex_lock(&s->qlock);
+		finish_group(s, &rq, r, &ge);
+	} else {
+		enqueue(s, &rq);
+		while (!rq.done)
+			pthread_cond_wait(&s->done_cond, &s->qlock);
+	}
 	pthread_mutex_unlock(&s->qlock);
 	for (size_t i = 0; i < n; i++) {
 		y_free(ops[i].doc);
