@@ -32,9 +32,6 @@
 
 const char *const change_names[] = {"NONE", "ADDED", "MODIFIED", "DELETED"};
 
-static struct sobj deleted_mark; /* overlay value of a deleted object */
-#define DELETED (&deleted_mark)
-
 struct pending_change {
 	int64_t rev;
 	enum change ch;
@@ -53,7 +50,7 @@ struct request {
 
 /* What one group (one transaction) has done so far. */
 struct group {
-	struct strmap *overlay; /* path -> struct sobj * or DELETED */
+	struct strmap *overlay; /* path -> struct sobj (a tombstone when deleted) */
 	struct pending_change *changes;
 	size_t nchanges, cap;
 	int64_t rev; /* the last revision handed out */
@@ -100,7 +97,7 @@ struct sobj *sobj_ref(struct sobj *o)
 
 void sobj_unref(struct sobj *o)
 {
-	if (!o || o == DELETED || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL))
+	if (!o || __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	free(o->ns);
 	free(o->name);
@@ -115,6 +112,19 @@ char *obj_path(const struct kind *k, const char *ns, const char *name)
 	if (k->namespaced)
 		return xasprintf("namespaces/%s/%s/%s.yaml", ns, k->plural, name);
 	return xasprintf("%s/%s.yaml", k->plural, name);
+}
+
+/* An overlay's record that an object was deleted: no doc, no text. */
+static struct sobj *sobj_tombstone(const struct kind *k, const char *ns, const char *name)
+{
+	struct sobj *o = xcalloc(1, sizeof(*o));
+
+	o->refs = 1;
+	o->kind = k;
+	o->ns = xstrdup(ns);
+	o->name = xstrdup(name);
+	o->path = obj_path(k, ns, name);
+	return o;
 }
 
 /* Builds an object around doc (consumed), rendering it. */
@@ -487,7 +497,7 @@ static struct sobj *group_get(struct store *s, struct group *g,
 		o = strmap_get(g->overlay, path);
 	if (!o)
 		o = index_get(s, k, ns, name);
-	return o == DELETED ? NULL : o;
+	return o && o->doc ? o : NULL;
 }
 
 struct ns_scan {
@@ -501,7 +511,7 @@ struct ns_scan {
 static void scan_overlay(const char *path, void *val, void *arg)
 {
 	struct ns_scan *c = arg;
-	if (val != DELETED && strncmp(path, c->prefix, c->prefix_len) == 0)
+	if (((struct sobj *)val)->doc && strncmp(path, c->prefix, c->prefix_len) == 0)
 		c->found = true;
 }
 
@@ -563,7 +573,7 @@ static int op_delete(struct store *s, struct group *g, struct group *req,
 	if ((r = sql_run(s, "DELETE FROM objects WHERE path=?", "t", path)) < 0 ||
 	    (r = log_change(s, req, CH_DELETED, path)) < 0)
 		return err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
-	sobj_unref(strmap_put(req->overlay, path, DELETED));
+	sobj_unref(strmap_put(req->overlay, path, sobj_tombstone(op->kind, op->ns, op->name)));
 	op->change = CH_DELETED;
 	op->rv = req->rev;
 	return 0;
@@ -657,19 +667,13 @@ static void publish_entry(const char *path, void *val, void *arg)
 {
 	struct store *s = arg;
 	struct sobj *o = val;
-	char plural[64], ns[256], name[256];
 
-	if (o != DELETED) {
+	if (o->doc) {
 		index_set(s, o->kind, o->ns, o->name, o);
 		return;
 	}
-	if (sscanf(path, "namespaces/%255[^/]/%63[^/]/%255[^/]", ns, plural, name) != 3) {
-		ns[0] = 0;
-		if (sscanf(path, "%63[^/]/%255[^/]", plural, name) != 2)
-			return;
-	}
-	*strrchr(name, '.') = 0;
-	index_set(s, kind_by_plural(plural), ns, name, NULL);
+	index_set(s, o->kind, o->ns, o->name, NULL);
+	sobj_unref(o);
 }
 
 static void notify(struct store *s, struct group *g)

@@ -30,8 +30,8 @@ struct sobj {
 	char *path; /* "namespaces/NS/PLURAL/NAME.yaml" or "PLURAL/NAME.yaml" */
 	int64_t rv;
 	int64_t mtime; /* ns since the epoch of the last change */
-	struct ynode *doc;
-	char *yaml; /* doc rendered */
+	struct ynode *doc; /* NULL only in the store's record of a deletion */
+	char *yaml;	   /* doc rendered */
 	size_t len;
 };
 struct sobj *sobj_ref(struct sobj *o);
