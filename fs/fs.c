@@ -713,6 +713,15 @@ static int copy_object_to_scratch(struct fs *fs, struct inode *dir, const char *
 	return 0;
 }
 
+/* Whether the object file name in dir exists. */
+static int object_at(struct fs *fs, struct inode *dir, const char *name)
+{
+	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
+	struct sobj *o = store_get(fs->store, kind_of_dir(dir), dir->ns, stem);
+	sobj_unref(o);
+	return o != NULL;
+}
+
 static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 		     struct inode *ndir, const char *newname, unsigned flags)
 {
@@ -724,7 +733,7 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 
 	if (!kind_of_dir(dir) || !kind_of_dir(ndir) || (flags & RENAME_EXCHANGE))
 		return -EPERM;
-	if ((flags & RENAME_NOREPLACE) && (scratch_get(fs, to) || to_obj))
+	if ((flags & RENAME_NOREPLACE) && (scratch_get(fs, to) || (to_obj && object_at(fs, ndir, newname))))
 		return -EEXIST;
 	if (!from_obj && to_obj)
 		return rename_onto_object(fs, from, ndir, newname);
