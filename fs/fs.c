@@ -106,19 +106,29 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Replies with in's attributes, or with the error r. A file created by
+ * this open and not yet applied has the size of what was written. */
+static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *in,
+		       struct fuse_file_info *fi, int r)
 {
-	struct fs *fs = fs_of(req);
-	struct inode *in = inode_get(fs, ino);
 	struct stat st;
-	int r = in ? inode_stat(fs, in, &st) : -ENOENT;
 
+	if (r == 0)
+		r = inode_stat(fs, in, &st);
 	if (r == 0 && fi && handle_of(fi)->type == H_OBJ && handle_of(fi)->created)
 		st.st_size = (off_t)handle_of(fi)->buf.len;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_attr(req, &st, 0);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *in = inode_get(fs, ino);
+
+	reply_attr(req, fs, in, fi, in ? 0 : -ENOENT);
 }
 
 static void buf_truncate(struct strbuf *sb, size_t size)
@@ -168,17 +178,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 {
 	struct fs *fs = fs_of(req);
 	struct inode *in = inode_get(fs, ino);
-	struct stat st;
-	int r = in ? do_setattr(fs, req, in, attr, to_set, fi) : -ENOENT;
 
-	if (r == 0)
-		r = inode_stat(fs, in, &st);
-	if (r == 0 && fi && handle_of(fi)->type == H_OBJ && handle_of(fi)->created)
-		st.st_size = (off_t)handle_of(fi)->buf.len;
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, 0);
+	reply_attr(req, fs, in, fi, in ? do_setattr(fs, req, in, attr, to_set, fi) : -ENOENT);
 }
 
 static struct handle *handle_new(enum htype t, struct inode *in)
