@@ -92,6 +92,27 @@ struct fs {
 	struct watch_hub *watch;
 };
 
+static inline struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/* file.c: the handlers of open files, for the operations table */
+void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void file_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		 struct fuse_file_info *fi);
+void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
 /* inode.c */
 void inodes_init(struct fs *fs);
 void inodes_free(struct fs *fs);
@@ -121,6 +142,16 @@ void dirent_list_free(struct dirent_list *l);
 int is_object_name(const char *name);
 /* Whether the kind's objects have a NAME/ directory. */
 int kind_has_dir(const struct kind *k);
+/* Counts an open create of key not yet applied (d = 1) or its end (d = -1). */
+void pending_add(struct fs *fs, const char *key, long d);
+/* The kind whose objects dir holds (a kind directory, or namespaces/), or NULL. */
+const struct kind *dir_kind(const struct inode *dir);
+/* How events name the file name in dir: relative to its namespace. Caller frees. */
+char *dir_origin(const struct inode *dir, const char *name);
+/* How events name an object's file. Caller frees. */
+char *inode_origin(const struct inode *in);
+/* Rejects, with an event, a NAME.yaml that cannot name an object in dir. */
+int dir_check_name(struct fs *fs, const struct inode *dir, const char *name);
 const char *readme_text(void);
 
 /* scratch.c */

@@ -1,36 +1,21 @@
 /*
- * fs.c: the FUSE low-level handlers, and mounting.
+ * fs.c: the FUSE low-level handlers of names and directories (lookup,
+ * attributes, unlink, mkdir, rmdir, rename, readdir), the operations
+ * table, and mounting. Open files are file.c's.
  *
  * Each handler finds its inode, delegates to a function that returns 0 or
- * a negative errno, and replies exactly once. Open files are handles
- * (fs-internal.h): a reader gets a snapshot of the object taken at open;
- * a writer collects bytes, and the object is applied when the file is
- * flushed (close) or fsynced, so close() returns only once the change is
- * durable, or with the errno of its rejection.
- *
- * Every reply carries zero entry and attribute timeouts: the kernel asks
- * again each time, so sizes are exact and a change is seen at once.
+ * a negative errno, and replies exactly once.
  */
 #define _GNU_SOURCE
 #include "fs-internal.h"
 
 #include <errno.h>
-#include <signal.h>
-#include <sys/statvfs.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
-
-static struct fs *fs_of(fuse_req_t req)
-{
-	return fuse_req_userdata(req);
-}
-
-static struct handle *handle_of(struct fuse_file_info *fi)
-{
-	return (struct handle *)(uintptr_t)fi->fh;
-}
 
 /*
  * Objects and scratch files are never cached: sizes must be exact and
@@ -131,17 +116,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	reply_attr(req, fs, in, fi, in ? 0 : -ENOENT);
 }
 
-static void buf_truncate(struct strbuf *sb, size_t size)
-{
-	if (size > sb->len) {
-		sb_grow(sb, size - sb->len);
-		memset(sb->buf + sb->len, 0, size - sb->len);
-	}
-	sb->len = size;
-	if (sb->buf)
-		sb->buf[size] = 0;
-}
-
 static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 		      struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
@@ -153,7 +127,7 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 		pthread_mutex_lock(&fs->slock);
 		struct scratch *sc = strmap_get(fs->scratch, in->key);
 		if (sc && (to_set & FUSE_SET_ATTR_SIZE))
-			buf_truncate(&sc->data, (size_t)attr->st_size);
+			sb_truncate(&sc->data, (size_t)attr->st_size);
 		if (sc && (to_set & FUSE_SET_ATTR_MODE))
 			sc->mode = attr->st_mode & 07777;
 		pthread_mutex_unlock(&fs->slock);
@@ -163,7 +137,7 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 		return 0; /* modes are the tree's to decide */
 	if (h && h->type != H_READ && h->type != H_WATCH && h->type != H_TOUCH) {
 		pthread_mutex_lock(&h->lock);
-		buf_truncate(&h->buf, (size_t)attr->st_size);
+		sb_truncate(&h->buf, (size_t)attr->st_size);
 		h->dirty = 1;
 		pthread_mutex_unlock(&h->lock);
 		return 0;
@@ -182,414 +156,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	reply_attr(req, fs, in, fi, in ? do_setattr(fs, req, in, attr, to_set, fi) : -ENOENT);
 }
 
-static struct handle *handle_new(enum htype t, struct inode *in)
-{
-	struct handle *h = xcalloc(1, sizeof(*h));
-	h->type = t;
-	h->inode = in;
-	pthread_mutex_init(&h->lock, NULL);
-	return h;
-}
-
-static void pending_add(struct fs *fs, const char *key, long d)
-{
-	pthread_mutex_lock(&fs->ilock);
-	long n = (long)(intptr_t)strmap_get(fs->pending, key) + d;
-	if (n > 0)
-		strmap_put(fs->pending, key, (void *)(intptr_t)n);
-	else
-		strmap_del(fs->pending, key);
-	pthread_mutex_unlock(&fs->ilock);
-}
-
-/* Opens an object file: a snapshot to read, or a buffer to write. */
-static int open_object(struct fs *fs, struct inode *in, int flags, struct handle **out)
-{
-	struct sobj *o = store_get(fs->store, in->kind, in->ns, in->name);
-	int writing = (flags & O_ACCMODE) != O_RDONLY;
-	struct handle *h = handle_new(writing ? H_OBJ : H_READ, in);
-
-	if (!o) {
-		free(h);
-		return -ENOENT;
-	}
-	if (!(writing && (flags & O_TRUNC)))
-		sb_append(&h->buf, o->yaml, o->len);
-	h->emptied = writing && (flags & O_TRUNC);
-	sobj_unref(o);
-	*out = h;
-	return 0;
-}
-
-static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags,
-		   struct handle **out)
-{
-	struct handle *h;
-
-	if (toucher_is_me(fs->toucher, req)) {
-		*out = handle_new(H_TOUCH, in);
-		return 0;
-	}
-	switch (in->type) {
-	case N_OBJ:
-		return open_object(fs, in, flags, out);
-	case N_README:
-		if ((flags & O_ACCMODE) != O_RDONLY)
-			return -EACCES;
-		h = handle_new(H_READ, in);
-		sb_puts(&h->buf, readme_text());
-		break;
-	case N_EVENTS:
-		h = handle_new(H_EVENTS, in);
-		break;
-	case N_APPLY:
-		h = handle_new(H_APPLY, in);
-		break;
-	case N_WATCH:
-		h = handle_new(H_WATCH, in);
-		h->watcher = watcher_new(fs->watch);
-		break;
-	case N_REPLICAS: {
-		cleanup_free char *text = fs_replicas_text(fs, in);
-		if (!text)
-			return -ENOENT;
-		h = handle_new(H_REPLICAS, in);
-		if (!(flags & O_TRUNC))
-			sb_puts(&h->buf, text);
-		break;
-	}
-	case N_SCRATCH:
-		h = handle_new(H_SCRATCH, in);
-		h->scratch = scratch_create(fs, in->key, 0644);
-		if (flags & O_TRUNC) {
-			pthread_mutex_lock(&fs->slock);
-			buf_truncate(&h->scratch->data, 0);
-			pthread_mutex_unlock(&fs->slock);
-		}
-		break;
-	default:
-		return -EISDIR;
-	}
-	*out = h;
-	return 0;
-}
-
-static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
-{
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	fi->nonseekable = h->type == H_WATCH;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(h);
-	}
-}
-
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct inode *in = inode_get(fs, ino);
-	struct handle *h = NULL;
-	int r = in ? do_open(fs, req, in, fi->flags, &h) : -ENOENT;
-
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		reply_open(req, h, fi);
-}
-
-/* Where origin names a file for events: relative to its namespace. */
-static char *origin_of(const struct inode *dir, const char *name)
-{
-	if (dir->type == N_KINDDIR && dir->kind->namespaced)
-		return xasprintf("%s/%s", dir->kind->plural, name);
-	return *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
-}
-
-static const struct kind *kind_of_dir(const struct inode *dir)
-{
-	if (dir->type == N_KINDDIR)
-		return dir->kind;
-	if (dir->type == N_NSROOT)
-		return kind_by_name("Namespace");
-	return NULL;
-}
-
-/* Rejects a name that cannot be an object of kind k, with an event. */
-static int check_object_name(struct fs *fs, const struct inode *dir,
-			     const char *name)
-{
-	const struct kind *k = kind_of_dir(dir);
-	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
-	cleanup_free char *origin = origin_of(dir, name);
-	struct ynode *doc = y_map();
-	struct err e = {0};
-
-	/* The name checks of a real document, on an empty one. */
-	int r = obj_normalize(k, dir->ns, stem, doc, &e);
-	y_free(doc);
-	if (r < 0 && strncmp(e.msg, "metadata.name", 13) == 0)
-		return fs_reject(fs, dir->ns, origin, r, &e);
-	return 0;
-}
-
-static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
-		     const char *name, mode_t mode, struct inode **in,
-		     struct handle **out)
-{
-	const struct kind *k = kind_of_dir(dir);
-	cleanup_free char *origin = origin_of(dir, name);
-	cleanup_free char *key = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
-	struct err e = {0};
-	int r;
-
-	if (!k) {
-		err_set(&e, EINVAL, "files cannot be created here: object files go in a kind directory such as pods/ or deployments/");
-		return fs_reject(fs, dir->ns, origin, -EINVAL, &e);
-	}
-	if (!is_object_name(name)) {
-		*in = inode_make(fs, N_SCRATCH, NULL, "", NULL, key);
-		*out = handle_new(H_SCRATCH, *in);
-		(*out)->scratch = scratch_create(fs, key, mode);
-		return 0;
-	}
-	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
-	*in = inode_make(fs, N_OBJ, k, dir->ns, stem, key);
-	if (toucher_is_me(fs->toucher, req)) {
-		*out = handle_new(H_TOUCH, *in);
-		return 0;
-	}
-	if ((r = check_object_name(fs, dir, name)) < 0) {
-		inode_forget(fs, (*in)->ino, 1);
-		return r;
-	}
-	*out = handle_new(H_OBJ, *in);
-	(*out)->created = 1;
-	(*out)->emptied = 1;
-	pending_add(fs, key, 1);
-	return 0;
-}
-
-static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct inode *dir = inode_get(fs, parent), *in = NULL;
-	struct handle *h = NULL;
-	struct fuse_entry_param e = {0};
-	int r = dir ? do_create(fs, req, dir, name, mode, &in, &h) : -ENOENT;
-
-	if (r < 0) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	inode_stat(fs, in, &e.attr);
-	e.attr.st_ino = in->ino;
-	e.ino = in->ino;
-	e.generation = 1;
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	if (fuse_reply_create(req, &e, fi) != 0)
-		inode_forget(fs, in->ino, 1);
-}
-
-/* The object file's name relative to its namespace, for events. */
-static char *object_origin(const struct inode *in)
-{
-	return in->kind->namespaced ? xasprintf("%s/%s.yaml", in->kind->plural, in->name)
-				    : xstrdup(in->key);
-}
-
-/* What a handle's writes are to, for events. */
-static char *handle_origin(const struct handle *h)
-{
-	if (h->type == H_OBJ)
-		return object_origin(h->inode);
-	if (h->type == H_REPLICAS)
-		return xasprintf("%s/%s/replicas", h->inode->kind->plural, h->inode->name);
-	return xstrdup(h->type == H_APPLY ? "apply" : "events");
-}
-
-static int buf_write(struct strbuf *sb, const char *data, size_t size, off_t off)
-{
-	if ((size_t)off + size > OBJ_MAX_SIZE)
-		return -EFBIG;
-	if ((size_t)off > sb->len)
-		buf_truncate(sb, (size_t)off);
-	if ((size_t)off + size > sb->len)
-		buf_truncate(sb, (size_t)off + size);
-	memcpy(sb->buf + off, data, size);
-	return 0;
-}
-
-static int do_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
-{
-	struct err e = {0};
-	int r = 0;
-
-	switch (h->type) {
-	case H_TOUCH:
-		return 0;
-	case H_WATCH:
-		return watcher_filter(fs->watch, h->watcher, data, size, &e);
-	case H_SCRATCH:
-		pthread_mutex_lock(&fs->slock);
-		if ((size_t)off + size > 64 * OBJ_MAX_SIZE)
-			r = -EFBIG;
-		else
-			r = buf_write(&h->scratch->data, data, size, off), r = 0;
-		h->scratch->mtime = now_ns();
-		pthread_mutex_unlock(&fs->slock);
-		return r;
-	case H_READ:
-		return -EBADF;
-	default:
-		break;
-	}
-	pthread_mutex_lock(&h->lock);
-	if (h->type == H_EVENTS)
-		off = (off_t)h->buf.len; /* lines are appended, wherever written */
-	r = buf_write(&h->buf, data, size, off);
-	h->dirty = 1;
-	if (r < 0 && !h->too_big) {
-		cleanup_free char *origin = handle_origin(h);
-		h->too_big = 1;
-		err_set(&e, EFBIG, "the document passes %d bytes, the most a write may carry", OBJ_MAX_SIZE);
-		fs_reject(fs, h->inode->ns, origin, r, &e);
-	}
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-		     off_t off, struct fuse_file_info *fi)
-{
-	int r = do_write(fs_of(req), handle_of(fi), buf, size, off);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_write(req, size);
-}
-
-static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
-{
-	if ((size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off, len - off < size ? len - off : size);
-}
-
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct handle *h = handle_of(fi);
-
-	switch (h->type) {
-	case H_WATCH:
-		watcher_read(fs->watch, h->watcher, req, size);
-		return;
-	case H_EVENTS: {
-		size_t len;
-		cleanup_free char *text = store_events(fs->store, h->inode->ns, &len);
-		reply_slice(req, text, len, size, off);
-		return;
-	}
-	case H_SCRATCH:
-		pthread_mutex_lock(&fs->slock);
-		reply_slice(req, h->scratch->data.buf, h->scratch->data.len, size, off);
-		pthread_mutex_unlock(&fs->slock);
-		return;
-	case H_APPLY:
-	case H_TOUCH:
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	default:
-		pthread_mutex_lock(&h->lock);
-		reply_slice(req, h->buf.buf, h->buf.len, size, off);
-		pthread_mutex_unlock(&h->lock);
-	}
-}
-
-/* Applies what a writer wrote. Returns 0 or the rejection's errno. */
-static int handle_commit(struct fs *fs, struct handle *h)
-{
-	cleanup_free char *origin = NULL;
-	int r = 0;
-
-	pthread_mutex_lock(&h->lock);
-	if (!h->dirty) {
-		pthread_mutex_unlock(&h->lock);
-		return 0;
-	}
-	h->dirty = 0;
-	h->applied = 1;
-	switch (h->type) {
-	case H_OBJ:
-		origin = object_origin(h->inode);
-		r = h->too_big ? -EFBIG : fs_put_object(fs, h->inode, h->buf.buf, h->buf.len, origin, 0);
-		break;
-	case H_APPLY:
-		r = h->too_big ? -EFBIG : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
-		h->buf.len = 0;
-		break;
-	case H_REPLICAS:
-		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
-		break;
-	case H_EVENTS:
-		r = h->too_big ? -EFBIG : fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
-		h->buf.len = 0;
-		break;
-	default:
-		break;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, -handle_commit(fs_of(req), handle_of(fi)));
-}
-
-static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, -handle_commit(fs_of(req), handle_of(fi)));
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_of(req);
-	struct handle *h = handle_of(fi);
-
-	if (h->created)
-		pending_add(fs, h->inode->key, -1);
-	if (h->type == H_OBJ && h->emptied && !h->applied) {
-		/* close() cannot fail here: shells flush a file before they
-		 * write to it, so an empty flush is no error. Say so instead. */
-		cleanup_free char *origin = object_origin(h->inode);
-		store_event(fs->store, h->inode->ns, "Warning", "Ignored", origin,
-			    "the file was emptied and nothing was written to it: nothing was applied");
-	}
-	if (h->scratch)
-		scratch_release(fs, h->scratch);
-	if (h->watcher)
-		watcher_free(fs->watch, h->watcher);
-	sb_free(&h->buf);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
-	fuse_reply_err(req, 0);
-}
-
 static int do_unlink(struct fs *fs, fuse_req_t req, struct inode *dir, const char *name)
 {
 	cleanup_free char *key = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
-	const struct kind *k = kind_of_dir(dir);
+	const struct kind *k = dir_kind(dir);
 
 	if (k && is_object_name(name)) {
 		if (toucher_is_me(fs->toucher, req))
 			return 0;
 		cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
-		cleanup_free char *origin = origin_of(dir, name);
+		cleanup_free char *origin = dir_origin(dir, name);
 		return fs_delete_object(fs, k, dir->ns, stem, origin, 0);
 	}
 	if (k)
@@ -674,8 +250,8 @@ static int rename_onto_object(struct fs *fs, const char *from_key, struct inode 
 			      const char *newname)
 {
 	cleanup_free char *stem = xstrndup(newname, strlen(newname) - 5);
-	cleanup_free char *origin = origin_of(ndir, newname);
-	struct inode target = {.type = N_OBJ, .kind = kind_of_dir(ndir), .ns = ndir->ns, .name = stem};
+	cleanup_free char *origin = dir_origin(ndir, newname);
+	struct inode target = {.type = N_OBJ, .kind = dir_kind(ndir), .ns = ndir->ns, .name = stem};
 	struct strbuf copy = {0};
 	int r;
 
@@ -686,7 +262,7 @@ static int rename_onto_object(struct fs *fs, const char *from_key, struct inode 
 	pthread_mutex_unlock(&fs->slock);
 	if (!sc)
 		return -ENOENT;
-	if ((r = check_object_name(fs, ndir, newname)) == 0)
+	if ((r = dir_check_name(fs, ndir, newname)) == 0)
 		r = fs_put_object(fs, &target, copy.buf, copy.len, origin, 0);
 	sb_free(&copy);
 	if (r == 0)
@@ -698,7 +274,7 @@ static int rename_onto_object(struct fs *fs, const char *from_key, struct inode 
 static int copy_object_to_scratch(struct fs *fs, struct inode *dir, const char *name,
 				  const char *to_key)
 {
-	const struct kind *k = kind_of_dir(dir);
+	const struct kind *k = dir_kind(dir);
 	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
 	struct sobj *o = store_get(fs->store, k, dir->ns, stem);
 
@@ -706,7 +282,7 @@ static int copy_object_to_scratch(struct fs *fs, struct inode *dir, const char *
 		return -ENOENT;
 	struct scratch *sc = scratch_create(fs, to_key, k->secret ? 0600 : 0644);
 	pthread_mutex_lock(&fs->slock);
-	buf_truncate(&sc->data, 0);
+	sb_truncate(&sc->data, 0);
 	sb_append(&sc->data, o->yaml, o->len);
 	pthread_mutex_unlock(&fs->slock);
 	scratch_release(fs, sc);
@@ -718,7 +294,7 @@ static int copy_object_to_scratch(struct fs *fs, struct inode *dir, const char *
 static int object_at(struct fs *fs, struct inode *dir, const char *name)
 {
 	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
-	struct sobj *o = store_get(fs->store, kind_of_dir(dir), dir->ns, stem);
+	struct sobj *o = store_get(fs->store, dir_kind(dir), dir->ns, stem);
 	sobj_unref(o);
 	return o != NULL;
 }
@@ -728,11 +304,11 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 {
 	cleanup_free char *from = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
 	cleanup_free char *to = *ndir->key ? xasprintf("%s/%s", ndir->key, newname) : xstrdup(newname);
-	int from_obj = kind_of_dir(dir) && is_object_name(name);
-	int to_obj = kind_of_dir(ndir) && is_object_name(newname);
+	int from_obj = dir_kind(dir) && is_object_name(name);
+	int to_obj = dir_kind(ndir) && is_object_name(newname);
 	struct err e = {0};
 
-	if (!kind_of_dir(dir) || !kind_of_dir(ndir) || (flags & RENAME_EXCHANGE))
+	if (!dir_kind(dir) || !dir_kind(ndir) || (flags & RENAME_EXCHANGE))
 		return -EPERM;
 	if ((flags & RENAME_NOREPLACE) && (scratch_get(fs, to) || (to_obj && object_at(fs, ndir, newname))))
 		return -EEXIST;
@@ -742,7 +318,7 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 		return scratch_rename(fs, from, to);
 	if (!to_obj)
 		return copy_object_to_scratch(fs, dir, name, to);
-	cleanup_free char *origin = origin_of(dir, name);
+	cleanup_free char *origin = dir_origin(dir, name);
 	err_set(&e, EINVAL, "objects cannot be renamed: copy the file to the new name, then remove the old one");
 	return fs_reject(fs, dir->ns, origin, -EINVAL, &e);
 }
@@ -818,13 +394,13 @@ static const struct fuse_lowlevel_ops ops = {
 	.forget_multi = op_forget_multi,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
-	.open = op_open,
-	.create = op_create,
-	.read = op_read,
-	.write = op_write,
-	.flush = op_flush,
-	.fsync = op_fsync,
-	.release = op_release,
+	.open = file_open,
+	.create = file_create,
+	.read = file_read,
+	.write = file_write,
+	.flush = file_flush,
+	.fsync = file_fsync,
+	.release = file_release,
 	.unlink = op_unlink,
 	.mkdir = op_mkdir,
 	.rmdir = op_rmdir,

@@ -414,3 +414,56 @@ void dirent_list_free(struct dirent_list *l)
 	free(l->types);
 	memset(l, 0, sizeof(*l));
 }
+
+void pending_add(struct fs *fs, const char *key, long d)
+{
+	pthread_mutex_lock(&fs->ilock);
+	long n = (long)(intptr_t)strmap_get(fs->pending, key) + d;
+	if (n > 0)
+		strmap_put(fs->pending, key, (void *)(intptr_t)n);
+	else
+		strmap_del(fs->pending, key);
+	pthread_mutex_unlock(&fs->ilock);
+}
+
+/* Where origin names a file for events: relative to its namespace. */
+char *dir_origin(const struct inode *dir, const char *name)
+{
+	if (dir->type == N_KINDDIR && dir->kind->namespaced)
+		return xasprintf("%s/%s", dir->kind->plural, name);
+	return *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
+}
+
+const struct kind *dir_kind(const struct inode *dir)
+{
+	if (dir->type == N_KINDDIR)
+		return dir->kind;
+	if (dir->type == N_NSROOT)
+		return kind_by_name("Namespace");
+	return NULL;
+}
+
+/* Rejects a name that cannot be an object of kind k, with an event. */
+int dir_check_name(struct fs *fs, const struct inode *dir,
+			     const char *name)
+{
+	const struct kind *k = dir_kind(dir);
+	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
+	cleanup_free char *origin = dir_origin(dir, name);
+	struct ynode *doc = y_map();
+	struct err e = {0};
+
+	/* The name checks of a real document, on an empty one. */
+	int r = obj_normalize(k, dir->ns, stem, doc, &e);
+	y_free(doc);
+	if (r < 0 && strncmp(e.msg, "metadata.name", 13) == 0)
+		return fs_reject(fs, dir->ns, origin, r, &e);
+	return 0;
+}
+
+/* The object file's name relative to its namespace, for events. */
+char *inode_origin(const struct inode *in)
+{
+	return in->kind->namespaced ? xasprintf("%s/%s.yaml", in->kind->plural, in->name)
+				    : xstrdup(in->key);
+}

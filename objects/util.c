@@ -140,6 +140,17 @@ void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	sb->len += n;
 }
 
+void sb_truncate(struct strbuf *sb, size_t size)
+{
+	if (size > sb->len) {
+		sb_grow(sb, size - sb->len);
+		memset(sb->buf + sb->len, 0, size - sb->len);
+	}
+	sb->len = size;
+	if (sb->buf)
+		sb->buf[size] = 0;
+}
+
 char *sb_steal(struct strbuf *sb, size_t *len)
 {
 	if (!sb->buf)

@@ -57,6 +57,8 @@ void sb_append(struct strbuf *sb, const void *p, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_printf(struct strbuf *sb, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Sets the length to size, zero-filling what it adds. */
+void sb_truncate(struct strbuf *sb, size_t size);
 /* Hands the buffer to the caller (who frees it) and resets sb. */
 char *sb_steal(struct strbuf *sb, size_t *len);
 void sb_free(struct strbuf *sb);

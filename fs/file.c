@@ -1,0 +1,360 @@
+/*
+ * file.c: the handlers of open files.
+ *
+ * A reader of an object gets a snapshot of its text taken at open. A
+ * writer gets a buffer: writes fill it, and flush (close) or fsync
+ * applies it through write.c, so close() returns once the change is
+ * durable, or with the errno of its rejection. The other files (events,
+ * apply, replicas, watch, scratch files) are handles of their own types.
+ * The toucher's opens get a handle whose every operation is a no-op.
+ */
+#define _GNU_SOURCE
+#include "fs-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+
+static struct handle *handle_new(enum htype t, struct inode *in)
+{
+	struct handle *h = xcalloc(1, sizeof(*h));
+	h->type = t;
+	h->inode = in;
+	pthread_mutex_init(&h->lock, NULL);
+	return h;
+}
+
+/* Opens an object file: a snapshot to read, or a buffer to write. */
+static int open_object(struct fs *fs, struct inode *in, int flags, struct handle **out)
+{
+	struct sobj *o = store_get(fs->store, in->kind, in->ns, in->name);
+	int writing = (flags & O_ACCMODE) != O_RDONLY;
+	struct handle *h = handle_new(writing ? H_OBJ : H_READ, in);
+
+	if (!o) {
+		free(h);
+		return -ENOENT;
+	}
+	if (!(writing && (flags & O_TRUNC)))
+		sb_append(&h->buf, o->yaml, o->len);
+	h->emptied = writing && (flags & O_TRUNC);
+	sobj_unref(o);
+	*out = h;
+	return 0;
+}
+
+static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags,
+		   struct handle **out)
+{
+	struct handle *h;
+
+	if (toucher_is_me(fs->toucher, req)) {
+		*out = handle_new(H_TOUCH, in);
+		return 0;
+	}
+	switch (in->type) {
+	case N_OBJ:
+		return open_object(fs, in, flags, out);
+	case N_README:
+		if ((flags & O_ACCMODE) != O_RDONLY)
+			return -EACCES;
+		h = handle_new(H_READ, in);
+		sb_puts(&h->buf, readme_text());
+		break;
+	case N_EVENTS:
+		h = handle_new(H_EVENTS, in);
+		break;
+	case N_APPLY:
+		h = handle_new(H_APPLY, in);
+		break;
+	case N_WATCH:
+		h = handle_new(H_WATCH, in);
+		h->watcher = watcher_new(fs->watch);
+		break;
+	case N_REPLICAS: {
+		cleanup_free char *text = fs_replicas_text(fs, in);
+		if (!text)
+			return -ENOENT;
+		h = handle_new(H_REPLICAS, in);
+		if (!(flags & O_TRUNC))
+			sb_puts(&h->buf, text);
+		break;
+	}
+	case N_SCRATCH:
+		h = handle_new(H_SCRATCH, in);
+		h->scratch = scratch_create(fs, in->key, 0644);
+		if (flags & O_TRUNC) {
+			pthread_mutex_lock(&fs->slock);
+			sb_truncate(&h->scratch->data, 0);
+			pthread_mutex_unlock(&fs->slock);
+		}
+		break;
+	default:
+		return -EISDIR;
+	}
+	*out = h;
+	return 0;
+}
+
+static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
+{
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->nonseekable = h->type == H_WATCH;
+	if (fuse_reply_open(req, fi) != 0) {
+		free(h);
+	}
+}
+
+void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *in = inode_get(fs, ino);
+	struct handle *h = NULL;
+	int r = in ? do_open(fs, req, in, fi->flags, &h) : -ENOENT;
+
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		reply_open(req, h, fi);
+}
+
+static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
+		     const char *name, mode_t mode, struct inode **in,
+		     struct handle **out)
+{
+	const struct kind *k = dir_kind(dir);
+	cleanup_free char *origin = dir_origin(dir, name);
+	cleanup_free char *key = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
+	struct err e = {0};
+	int r;
+
+	if (!k) {
+		err_set(&e, EINVAL, "files cannot be created here: object files go in a kind directory such as pods/ or deployments/");
+		return fs_reject(fs, dir->ns, origin, -EINVAL, &e);
+	}
+	if (!is_object_name(name)) {
+		*in = inode_make(fs, N_SCRATCH, NULL, "", NULL, key);
+		*out = handle_new(H_SCRATCH, *in);
+		(*out)->scratch = scratch_create(fs, key, mode);
+		return 0;
+	}
+	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
+	*in = inode_make(fs, N_OBJ, k, dir->ns, stem, key);
+	if (toucher_is_me(fs->toucher, req)) {
+		*out = handle_new(H_TOUCH, *in);
+		return 0;
+	}
+	if ((r = dir_check_name(fs, dir, name)) < 0) {
+		inode_forget(fs, (*in)->ino, 1);
+		return r;
+	}
+	*out = handle_new(H_OBJ, *in);
+	(*out)->created = 1;
+	(*out)->emptied = 1;
+	pending_add(fs, key, 1);
+	return 0;
+}
+
+void file_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct inode *dir = inode_get(fs, parent), *in = NULL;
+	struct handle *h = NULL;
+	struct fuse_entry_param e = {0};
+	int r = dir ? do_create(fs, req, dir, name, mode, &in, &h) : -ENOENT;
+
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	inode_stat(fs, in, &e.attr);
+	e.attr.st_ino = in->ino;
+	e.ino = in->ino;
+	e.generation = 1;
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	if (fuse_reply_create(req, &e, fi) != 0)
+		inode_forget(fs, in->ino, 1);
+}
+
+/* What a handle's writes are to, for events. */
+static char *handle_origin(const struct handle *h)
+{
+	if (h->type == H_OBJ)
+		return inode_origin(h->inode);
+	if (h->type == H_REPLICAS)
+		return xasprintf("%s/%s/replicas", h->inode->kind->plural, h->inode->name);
+	return xstrdup(h->type == H_APPLY ? "apply" : "events");
+}
+
+static int buf_write(struct strbuf *sb, const char *data, size_t size, off_t off)
+{
+	if ((size_t)off + size > OBJ_MAX_SIZE)
+		return -EFBIG;
+	if ((size_t)off > sb->len)
+		sb_truncate(sb, (size_t)off);
+	if ((size_t)off + size > sb->len)
+		sb_truncate(sb, (size_t)off + size);
+	memcpy(sb->buf + off, data, size);
+	return 0;
+}
+
+static int do_write(struct fs *fs, struct handle *h, const char *data, size_t size, off_t off)
+{
+	struct err e = {0};
+	int r = 0;
+
+	switch (h->type) {
+	case H_TOUCH:
+		return 0;
+	case H_WATCH:
+		return watcher_filter(fs->watch, h->watcher, data, size, &e);
+	case H_SCRATCH:
+		pthread_mutex_lock(&fs->slock);
+		if ((size_t)off + size > 64 * OBJ_MAX_SIZE)
+			r = -EFBIG;
+		else
+			r = buf_write(&h->scratch->data, data, size, off), r = 0;
+		h->scratch->mtime = now_ns();
+		pthread_mutex_unlock(&fs->slock);
+		return r;
+	case H_READ:
+		return -EBADF;
+	default:
+		break;
+	}
+	pthread_mutex_lock(&h->lock);
+	if (h->type == H_EVENTS)
+		off = (off_t)h->buf.len; /* lines are appended, wherever written */
+	r = buf_write(&h->buf, data, size, off);
+	h->dirty = 1;
+	if (r < 0 && !h->too_big) {
+		cleanup_free char *origin = handle_origin(h);
+		h->too_big = 1;
+		err_set(&e, EFBIG, "the document passes %d bytes, the most a write may carry", OBJ_MAX_SIZE);
+		fs_reject(fs, h->inode->ns, origin, r, &e);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	int r = do_write(fs_of(req), handle_of(fi), buf, size, off);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off, len - off < size ? len - off : size);
+}
+
+void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+
+	switch (h->type) {
+	case H_WATCH:
+		watcher_read(fs->watch, h->watcher, req, size);
+		return;
+	case H_EVENTS: {
+		size_t len;
+		cleanup_free char *text = store_events(fs->store, h->inode->ns, &len);
+		reply_slice(req, text, len, size, off);
+		return;
+	}
+	case H_SCRATCH:
+		pthread_mutex_lock(&fs->slock);
+		reply_slice(req, h->scratch->data.buf, h->scratch->data.len, size, off);
+		pthread_mutex_unlock(&fs->slock);
+		return;
+	case H_APPLY:
+	case H_TOUCH:
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	default:
+		pthread_mutex_lock(&h->lock);
+		reply_slice(req, h->buf.buf, h->buf.len, size, off);
+		pthread_mutex_unlock(&h->lock);
+	}
+}
+
+/* Applies what a writer wrote. Returns 0 or the rejection's errno. */
+static int handle_commit(struct fs *fs, struct handle *h)
+{
+	cleanup_free char *origin = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->dirty) {
+		pthread_mutex_unlock(&h->lock);
+		return 0;
+	}
+	h->dirty = 0;
+	h->applied = 1;
+	switch (h->type) {
+	case H_OBJ:
+		origin = inode_origin(h->inode);
+		r = h->too_big ? -EFBIG : fs_put_object(fs, h->inode, h->buf.buf, h->buf.len, origin, 0);
+		break;
+	case H_APPLY:
+		r = h->too_big ? -EFBIG : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		h->buf.len = 0;
+		break;
+	case H_REPLICAS:
+		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		break;
+	case H_EVENTS:
+		r = h->too_big ? -EFBIG : fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		h->buf.len = 0;
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+void file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -handle_commit(fs_of(req), handle_of(fi)));
+}
+
+void file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, -handle_commit(fs_of(req), handle_of(fi)));
+}
+
+void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_of(req);
+	struct handle *h = handle_of(fi);
+
+	if (h->created)
+		pending_add(fs, h->inode->key, -1);
+	if (h->type == H_OBJ && h->emptied && !h->applied) {
+		/* close() cannot fail here: shells flush a file before they
+		 * write to it, so an empty flush is no error. Say so instead. */
+		cleanup_free char *origin = inode_origin(h->inode);
+		store_event(fs->store, h->inode->ns, "Warning", "Ignored", origin,
+			    "the file was emptied and nothing was written to it: nothing was applied");
+	}
+	if (h->scratch)
+		scratch_release(fs, h->scratch);
+	if (h->watcher)
+		watcher_free(fs->watch, h->watcher);
+	sb_free(&h->buf);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	fuse_reply_err(req, 0);
+}
