@@ -14,6 +14,20 @@
 #include <errno.h>
 #include <fcntl.h>
 
+/* Frees a handle and lets go of what it holds. */
+static void handle_free(struct fs *fs, struct handle *h)
+{
+	if (h->created)
+		pending_add(fs, h->inode->key, -1);
+	if (h->scratch)
+		scratch_release(fs, h->scratch);
+	if (h->watcher)
+		watcher_free(fs->watch, h->watcher);
+	sb_free(&h->buf);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
 static struct handle *handle_new(enum htype t, struct inode *in)
 {
 	struct handle *h = xcalloc(1, sizeof(*h));
@@ -28,12 +42,10 @@ static int open_object(struct fs *fs, struct inode *in, int flags, struct handle
 {
 	struct sobj *o = store_get(fs->store, in->kind, in->ns, in->name);
 	int writing = (flags & O_ACCMODE) != O_RDONLY;
-	struct handle *h = handle_new(writing ? H_OBJ : H_READ, in);
 
-	if (!o) {
-		free(h);
+	if (!o)
 		return -ENOENT;
-	}
+	struct handle *h = handle_new(writing ? H_OBJ : H_READ, in);
 	if (!(writing && (flags & O_TRUNC)))
 		sb_append(&h->buf, o->yaml, o->len);
 	h->emptied = writing && (flags & O_TRUNC);
@@ -100,9 +112,8 @@ static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fi->nonseekable = h->type == H_WATCH;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		handle_free(fs_of(req), h);
 }
 
 void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -124,7 +135,7 @@ static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
 {
 	const struct kind *k = dir_kind(dir);
 	cleanup_free char *origin = dir_origin(dir, name);
-	cleanup_free char *key = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
+	cleanup_free char *key = child_key(dir, name);
 	struct err e = {0};
 	int r;
 
@@ -174,8 +185,10 @@ void file_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.generation = 1;
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
-	if (fuse_reply_create(req, &e, fi) != 0)
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		handle_free(fs, h);
 		inode_forget(fs, in->ino, 1);
+	}
 }
 
 /* What a handle's writes are to, for events. */
@@ -188,12 +201,11 @@ static char *handle_origin(const struct handle *h)
 	return xstrdup(h->type == H_APPLY ? "apply" : "events");
 }
 
-static int buf_write(struct strbuf *sb, const char *data, size_t size, off_t off)
+/* Writes size bytes at off into sb, which may hold at most limit bytes. */
+static int buf_write(struct strbuf *sb, const char *data, size_t size, off_t off, size_t limit)
 {
-	if ((size_t)off + size > OBJ_MAX_SIZE)
+	if ((size_t)off + size > limit)
 		return -EFBIG;
-	if ((size_t)off > sb->len)
-		sb_truncate(sb, (size_t)off);
 	if ((size_t)off + size > sb->len)
 		sb_truncate(sb, (size_t)off + size);
 	memcpy(sb->buf + off, data, size);
@@ -212,10 +224,7 @@ static int do_write(struct fs *fs, struct handle *h, const char *data, size_t si
 		return watcher_filter(fs->watch, h->watcher, data, size, &e);
 	case H_SCRATCH:
 		pthread_mutex_lock(&fs->slock);
-		if ((size_t)off + size > 64 * OBJ_MAX_SIZE)
-			r = -EFBIG;
-		else
-			r = buf_write(&h->scratch->data, data, size, off), r = 0;
+		r = buf_write(&h->scratch->data, data, size, off, SCRATCH_MAX_SIZE);
 		h->scratch->mtime = now_ns();
 		pthread_mutex_unlock(&fs->slock);
 		return r;
@@ -227,7 +236,7 @@ static int do_write(struct fs *fs, struct handle *h, const char *data, size_t si
 	pthread_mutex_lock(&h->lock);
 	if (h->type == H_EVENTS)
 		off = (off_t)h->buf.len; /* lines are appended, wherever written */
-	r = buf_write(&h->buf, data, size, off);
+	r = buf_write(&h->buf, data, size, off, OBJ_MAX_SIZE);
 	h->dirty = 1;
 	if (r < 0 && !h->too_big) {
 		cleanup_free char *origin = handle_origin(h);
@@ -301,15 +310,23 @@ static int handle_commit(struct fs *fs, struct handle *h)
 		return 0;
 	}
 	h->dirty = 0;
-	h->applied = 1;
 	switch (h->type) {
 	case H_OBJ:
+		if (h->buf.len == 0 && !h->too_big) {
+			h->emptied = 1; /* nothing to apply: see file_release */
+			break;
+		}
+		h->applied = 1;
 		origin = inode_origin(h->inode);
-		r = h->too_big ? -EFBIG : fs_put_object(fs, h->inode, h->buf.buf, h->buf.len, origin, 0);
+		r = h->too_big ? -EFBIG
+			       : fs_put_object(fs, h->inode, h->buf.buf, h->buf.len, origin,
+					       h->created ? OP_PUT : OP_UPDATE);
 		break;
 	case H_APPLY:
+		/* Everything written through this open file so far, again:
+		 * writers that share it ({ cat a; cat b; } > apply) flush
+		 * between their writes, and re-applying is a no-op. */
 		r = h->too_big ? -EFBIG : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
-		h->buf.len = 0;
 		break;
 	case H_REPLICAS:
 		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
@@ -340,8 +357,6 @@ void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
 
-	if (h->created)
-		pending_add(fs, h->inode->key, -1);
 	if (h->type == H_OBJ && h->emptied && !h->applied) {
 		/* close() cannot fail here: shells flush a file before they
 		 * write to it, so an empty flush is no error. Say so instead. */
@@ -349,12 +364,6 @@ void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		store_event(fs->store, h->inode->ns, "Warning", "Ignored", origin,
 			    "the file was emptied and nothing was written to it: nothing was applied");
 	}
-	if (h->scratch)
-		scratch_release(fs, h->scratch);
-	if (h->watcher)
-		watcher_free(fs->watch, h->watcher);
-	sb_free(&h->buf);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	handle_free(fs, h);
 	fuse_reply_err(req, 0);
 }

@@ -54,6 +54,9 @@ struct scratch {
 	int opens;
 };
 
+/* The most a scratch file may hold. */
+#define SCRATCH_MAX_SIZE (64 * OBJ_MAX_SIZE)
+
 enum htype { H_READ, H_OBJ, H_APPLY, H_EVENTS, H_REPLICAS, H_SCRATCH, H_WATCH, H_TOUCH };
 
 /* An open file. */
@@ -81,7 +84,7 @@ struct fs {
 
 	pthread_mutex_t ilock;
 	struct inode **inodes; /* by ino; protected by ilock */
-	size_t ninodes;
+	size_t ninodes, icap;  /* the last ino handed out; the array's size */
 	struct strmap *by_key; /* key -> inode; protected by ilock */
 	struct strmap *pending; /* key -> (void *)count of creates not yet applied */
 
@@ -129,7 +132,13 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
 struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k,
 			 const char *ns, const char *name, const char *key);
 void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/* Moves the inode at key from to key to, as the kernel moves its dentry. */
+void inode_rename(struct fs *fs, const char *from, const char *to);
+/* The attributes every inode shares (owner, inode number). */
+void inode_stat_base(struct fs *fs, struct inode *in, struct stat *st);
 int inode_stat(struct fs *fs, struct inode *in, struct stat *st);
+/* The key (path) of name in dir. Caller frees. */
+char *child_key(const struct inode *dir, const char *name);
 /* The names in a directory, in order, with their d_type; caller frees. */
 struct dirent_list {
 	char **names;
@@ -161,13 +170,23 @@ int scratch_unlink(struct fs *fs, const char *key);
 /* Moves a scratch file; replaces what was at to. */
 int scratch_rename(struct fs *fs, const char *from, const char *to);
 void scratch_release(struct fs *fs, struct scratch *sc);
+/* Size, mode and mtime of sc, or of the scratch file at key when sc is
+ * NULL (an open file's scratch outlives its name). 0 or -ENOENT. */
+int scratch_stat(struct fs *fs, struct scratch *sc, const char *key, struct stat *st);
+int scratch_setattr(struct fs *fs, struct scratch *sc, const char *key, const struct stat *attr,
+		    int to_set);
 /* Scratch names in the directory with key dir ("" for the root). */
 void scratch_list(struct fs *fs, const char *dir, char ***names, size_t *n);
 
 /* write.c */
-/* Applies YAML text as the object at in (N_OBJ), logging a rejection. */
+/*
+ * Applies YAML text as the object at in (N_OBJ), logging a rejection.
+ * type is OP_PUT (create or replace) or OP_UPDATE (for a file opened on an
+ * existing object: if the object was deleted since, ENOENT, so that a
+ * writer's stale copy does not bring it back).
+ */
 int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
-		  const char *origin, int announce);
+		  const char *origin, enum op_type type);
 int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns,
 		     const char *name, const char *origin, int announce);
 /* Applies every document in buf in one transaction; ns is the default. */
@@ -182,6 +201,9 @@ char *fs_replicas_text(struct fs *fs, struct inode *in);
 
 /* toucher.c */
 struct toucher *toucher_new(struct fs *fs);
+/* Drops pending touches and takes no more; the thread may still be busy. */
+void toucher_stop(struct toucher *t);
+/* Stops and waits for the thread: the mount must be gone or being served. */
 void toucher_free(struct toucher *t);
 /* Queues a touch of path (relative to the mount) for change ch. */
 void toucher_announce(struct toucher *t, enum change ch, const char *path);

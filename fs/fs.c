@@ -18,16 +18,16 @@
 #include <unistd.h>
 
 /*
- * Objects and scratch files are never cached: sizes must be exact and
- * changes seen at once. The directories above them change only by mkdir
- * and rmdir, which pass through the kernel, so their names may be cached
- * for a second; that spares a lookup per path component of every open.
+ * Objects, scratch files and namespace directories are never cached:
+ * sizes must be exact and changes seen at once (a namespace also goes
+ * when namespaces/NS.yaml is removed or applied away). namespaces/ and the
+ * kind directories never change, so their names may be cached for a
+ * second; that spares a lookup per path component of every open.
  */
 static void set_timeouts(const struct inode *in, struct fuse_entry_param *e)
 {
 	switch (in->type) {
 	case N_NSROOT:
-	case N_NSDIR:
 	case N_KINDDIR:
 		e->entry_timeout = e->attr_timeout = 1.0;
 		break;
@@ -96,12 +96,17 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *in,
 		       struct fuse_file_info *fi, int r)
 {
+	struct handle *h = fi ? handle_of(fi) : NULL;
 	struct stat st;
 
-	if (r == 0)
+	if (r == 0 && h && h->scratch) {
+		inode_stat_base(fs, in, &st);
+		r = scratch_stat(fs, h->scratch, NULL, &st);
+	} else if (r == 0) {
 		r = inode_stat(fs, in, &st);
-	if (r == 0 && fi && handle_of(fi)->type == H_OBJ && handle_of(fi)->created)
-		st.st_size = (off_t)handle_of(fi)->buf.len;
+	}
+	if (r == 0 && h && h->type == H_OBJ && h->created)
+		st.st_size = (off_t)h->buf.len;
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -116,6 +121,32 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	reply_attr(req, fs, in, fi, in ? 0 : -ENOENT);
 }
 
+/*
+ * truncate(2) of an object file, without an open file: to its own size
+ * changes nothing; to 0 is the empty write that applies nothing, as for an
+ * open file; to any other size would cut the document, and is refused.
+ */
+static int truncate_object(struct fs *fs, struct inode *in, size_t size)
+{
+	cleanup_free char *origin = inode_origin(in);
+	struct sobj *o = store_get(fs->store, in->kind, in->ns, in->name);
+	size_t len = o ? o->len : 0;
+	struct err e = {0};
+
+	sobj_unref(o);
+	if (!o)
+		return -ENOENT;
+	if (size == len)
+		return 0;
+	if (size == 0) {
+		store_event(fs->store, in->ns, "Warning", "Ignored", origin,
+			    "the file was truncated to nothing: nothing was applied");
+		return 0;
+	}
+	err_set(&e, EINVAL, "truncating an object file to %zu bytes would cut its document: write a whole document instead", size);
+	return fs_reject(fs, in->ns, origin, -EINVAL, &e);
+}
+
 static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 		      struct stat *attr, int to_set, struct fuse_file_info *fi)
 {
@@ -123,16 +154,8 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 
 	if (toucher_is_me(fs->toucher, req) || !(to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE)))
 		return 0;
-	if (in->type == N_SCRATCH) {
-		pthread_mutex_lock(&fs->slock);
-		struct scratch *sc = strmap_get(fs->scratch, in->key);
-		if (sc && (to_set & FUSE_SET_ATTR_SIZE))
-			sb_truncate(&sc->data, (size_t)attr->st_size);
-		if (sc && (to_set & FUSE_SET_ATTR_MODE))
-			sc->mode = attr->st_mode & 07777;
-		pthread_mutex_unlock(&fs->slock);
-		return sc ? 0 : -ENOENT;
-	}
+	if (in->type == N_SCRATCH)
+		return scratch_setattr(fs, h ? h->scratch : NULL, in->key, attr, to_set);
 	if (!(to_set & FUSE_SET_ATTR_SIZE))
 		return 0; /* modes are the tree's to decide */
 	if (h && h->type != H_READ && h->type != H_WATCH && h->type != H_TOUCH) {
@@ -142,9 +165,9 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 		pthread_mutex_unlock(&h->lock);
 		return 0;
 	}
-	if (in->type == N_APPLY || in->type == N_EVENTS || in->type == N_WATCH)
-		return 0;
-	return -EINVAL;
+	if (in->type == N_OBJ)
+		return truncate_object(fs, in, (size_t)attr->st_size);
+	return 0; /* apply, events, watch: nothing kept to cut */
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -158,7 +181,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 
 static int do_unlink(struct fs *fs, fuse_req_t req, struct inode *dir, const char *name)
 {
-	cleanup_free char *key = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
+	cleanup_free char *key = child_key(dir, name);
 	const struct kind *k = dir_kind(dir);
 
 	if (k && is_object_name(name)) {
@@ -186,19 +209,19 @@ static int do_mkdir(struct fs *fs, struct inode *dir, const char *name, struct i
 {
 	const struct kind *nsk = kind_by_name("Namespace");
 	cleanup_free char *key = xasprintf("namespaces/%s", name);
-	cleanup_free char *origin = xasprintf("namespaces/%s", name);
-	struct store_op op = {.type = OP_CREATE, .kind = nsk, .ns = "", .name = name, .doc = y_map()};
+	struct store_op op = {.type = OP_CREATE, .kind = nsk, .ns = "", .name = name};
 	struct err e = {0};
 	int r;
 
 	if (dir->type != N_NSROOT)
 		return -EPERM;
+	op.doc = y_map();
 	if ((r = obj_normalize(nsk, "", name, op.doc, &e)) < 0) {
 		y_free(op.doc);
-		return fs_reject(fs, "", origin, r, &e);
+		return fs_reject(fs, "", key, r, &e);
 	}
 	if ((r = store_write(fs->store, &op, 1, &e)) < 0)
-		return r == -EEXIST ? r : fs_reject(fs, "", origin, r, &e);
+		return fs_reject(fs, "", key, r, &e);
 	cleanup_free char *path = obj_path(nsk, "", name);
 	toucher_announce(fs->toucher, CH_ADDED, path);
 	*out = inode_make(fs, N_NSDIR, NULL, name, NULL, key);
@@ -219,8 +242,6 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static int do_rmdir(struct fs *fs, struct inode *dir, const char *name)
 {
-	size_t n;
-
 	if (dir->type == N_NSROOT) {
 		cleanup_free char *origin = xasprintf("namespaces/%s", name);
 		return fs_delete_object(fs, kind_by_name("Namespace"), "", name, origin, 1);
@@ -229,11 +250,9 @@ static int do_rmdir(struct fs *fs, struct inode *dir, const char *name)
 		const struct kind *k = kind_by_plural(name);
 		if (!k || !k->namespaced)
 			return -ENOENT;
-		char **names = store_list(fs->store, k, dir->ns, &n);
-		for (size_t i = 0; i < n; i++)
-			free(names[i]);
-		free(names);
-		return n ? -ENOTEMPTY : 0; /* kind directories are always there */
+		/* kind directories are always there: removing an empty one is
+		 * a no-op, which lets `rm -r` of a namespace go on */
+		return store_count(fs->store, k, dir->ns) ? -ENOTEMPTY : 0;
 	}
 	return -EPERM;
 }
@@ -263,7 +282,7 @@ static int rename_onto_object(struct fs *fs, const char *from_key, struct inode 
 	if (!sc)
 		return -ENOENT;
 	if ((r = dir_check_name(fs, ndir, newname)) == 0)
-		r = fs_put_object(fs, &target, copy.buf, copy.len, origin, 0);
+		r = fs_put_object(fs, &target, copy.buf, copy.len, origin, OP_PUT);
 	sb_free(&copy);
 	if (r == 0)
 		scratch_unlink(fs, from_key);
@@ -294,16 +313,14 @@ static int copy_object_to_scratch(struct fs *fs, struct inode *dir, const char *
 static int object_at(struct fs *fs, struct inode *dir, const char *name)
 {
 	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
-	struct sobj *o = store_get(fs->store, dir_kind(dir), dir->ns, stem);
-	sobj_unref(o);
-	return o != NULL;
+	return store_exists(fs->store, dir_kind(dir), dir->ns, stem);
 }
 
 static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 		     struct inode *ndir, const char *newname, unsigned flags)
 {
-	cleanup_free char *from = *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
-	cleanup_free char *to = *ndir->key ? xasprintf("%s/%s", ndir->key, newname) : xstrdup(newname);
+	cleanup_free char *from = child_key(dir, name);
+	cleanup_free char *to = child_key(ndir, newname);
 	int from_obj = dir_kind(dir) && is_object_name(name);
 	int to_obj = dir_kind(ndir) && is_object_name(newname);
 	struct err e = {0};
@@ -314,8 +331,12 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 		return -EEXIST;
 	if (!from_obj && to_obj)
 		return rename_onto_object(fs, from, ndir, newname);
-	if (!from_obj)
-		return scratch_rename(fs, from, to);
+	if (!from_obj) {
+		int r = scratch_rename(fs, from, to);
+		if (r == 0)
+			inode_rename(fs, from, to);
+		return r;
+	}
 	if (!to_obj)
 		return copy_object_to_scratch(fs, dir, name, to);
 	cleanup_free char *origin = dir_origin(dir, name);
@@ -505,8 +526,6 @@ int fs_loop(struct fs *fs)
 	fs->toucher = toucher_new(fs);
 	r = fuse_session_loop_mt(fs->se, cfg);
 	fuse_loop_cfg_destroy(cfg);
-	toucher_free(fs->toucher);
-	fs->toucher = NULL;
 	return r < 0 ? r : 0;
 }
 
@@ -526,10 +545,15 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	/* The toucher may be inside a request nobody will serve now: stop
+	 * its queue, and let the end of the session abort that request
+	 * before waiting for the thread. */
+	toucher_stop(fs->toucher);
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);
 	}
+	toucher_free(fs->toucher);
 	watch_hub_free(fs->watch);
 	strmap_each(fs->scratch, free_scratch, NULL);
 	strmap_free(fs->scratch);

@@ -34,7 +34,8 @@ void inodes_init(struct fs *fs)
 	fs->by_key = strmap_new();
 	fs->pending = strmap_new();
 	fs->ninodes = 1;
-	fs->inodes = xcalloc(2, sizeof(*fs->inodes));
+	fs->icap = 1024;
+	fs->inodes = xcalloc(fs->icap, sizeof(*fs->inodes));
 	struct inode *root = xcalloc(1, sizeof(*root));
 	root->ino = FUSE_ROOT_ID;
 	root->type = N_ROOT;
@@ -79,18 +80,33 @@ struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k,
 	if (!in || in->type != t) {
 		in = xcalloc(1, sizeof(*in));
 		in->ino = ++fs->ninodes;
+		if (fs->ninodes >= fs->icap) {
+			fs->icap = fs->icap ? fs->icap * 2 : 1024;
+			fs->inodes = xrealloc(fs->inodes, fs->icap * sizeof(*fs->inodes));
+		}
 		in->type = t;
 		in->kind = k;
 		in->ns = xstrdup(ns);
 		in->name = name ? xstrdup(name) : NULL;
 		in->key = xstrdup(key);
-		fs->inodes = xrealloc(fs->inodes, (fs->ninodes + 1) * sizeof(*fs->inodes));
 		fs->inodes[in->ino] = in;
 		strmap_put(fs->by_key, key, in);
 	}
 	in->nlookup++;
 	pthread_mutex_unlock(&fs->ilock);
 	return in;
+}
+
+void inode_rename(struct fs *fs, const char *from, const char *to)
+{
+	pthread_mutex_lock(&fs->ilock);
+	struct inode *in = strmap_del(fs->by_key, from);
+	if (in) {
+		free(in->key);
+		in->key = xstrdup(to);
+		strmap_put(fs->by_key, to, in);
+	}
+	pthread_mutex_unlock(&fs->ilock);
 }
 
 void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
@@ -120,7 +136,7 @@ int kind_has_dir(const struct kind *k)
 	return k->scalable;
 }
 
-static char *child_key(const struct inode *dir, const char *name)
+char *child_key(const struct inode *dir, const char *name)
 {
 	return *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
 }
@@ -140,17 +156,7 @@ static int object_visible(struct fs *fs, const struct kind *k, const char *ns,
 	int view = as_toucher ? toucher_view(fs->toucher, key) : 0;
 	if (view)
 		return view == 2;
-	struct sobj *o = store_get(fs->store, k, ns, name);
-	sobj_unref(o);
-	return o || pending_create(fs, key);
-}
-
-static int object_exists(struct fs *fs, const struct kind *k, const char *ns,
-			 const char *name)
-{
-	struct sobj *o = store_get(fs->store, k, ns, name);
-	sobj_unref(o);
-	return o != NULL;
+	return store_exists(fs->store, k, ns, name) || pending_create(fs, key);
 }
 
 static int lookup_scratch(struct fs *fs, const char *key, struct inode **out)
@@ -194,11 +200,11 @@ static int lookup_in_kind(struct fs *fs, const struct kind *k, const char *ns,
 		*out = inode_make(fs, N_OBJ, k, ns, obj, key);
 		return 0;
 	}
-	if (k == kind_by_name("Namespace") && object_exists(fs, k, "", name)) {
+	if (k == kind_by_name("Namespace") && store_exists(fs->store, k, "", name)) {
 		*out = inode_make(fs, N_NSDIR, NULL, name, NULL, key);
 		return 0;
 	}
-	if (kind_has_dir(k) && object_exists(fs, k, ns, name)) {
+	if (kind_has_dir(k) && store_exists(fs->store, k, ns, name)) {
 		*out = inode_make(fs, N_OBJDIR, k, ns, name, key);
 		return 0;
 	}
@@ -218,7 +224,7 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
 		return lookup_in_kind(fs, kind_by_name("Namespace"), "", name, key, out,
 				      as_toucher);
 	case N_NSDIR:
-		if (!object_exists(fs, kind_by_name("Namespace"), "", dir->ns))
+		if (!store_exists(fs->store, kind_by_name("Namespace"), "", dir->ns))
 			return -ENOENT;
 		if (!strcmp(name, "events") || !strcmp(name, "apply")) {
 			*out = inode_make(fs, name[0] == 'e' ? N_EVENTS : N_APPLY, NULL, dir->ns,
@@ -234,7 +240,7 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
 		return lookup_in_kind(fs, dir->kind, dir->ns, name, key, out, as_toucher);
 	case N_OBJDIR:
 		if (strcmp(name, "replicas") || !dir->kind->scalable ||
-		    !object_exists(fs, dir->kind, dir->ns, dir->name))
+		    !store_exists(fs->store, dir->kind, dir->ns, dir->name))
 			return -ENOENT;
 		*out = inode_make(fs, N_REPLICAS, dir->kind, dir->ns, dir->name, key);
 		return 0;
@@ -266,7 +272,7 @@ static int stat_object(struct fs *fs, struct inode *in, struct stat *st)
 	return -ENOENT;
 }
 
-int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
+void inode_stat_base(struct fs *fs, struct inode *in, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = in->ino;
@@ -275,6 +281,11 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 	st->st_nlink = 1;
 	st->st_mtim.tv_sec = fs->started / 1000000000LL;
 	st->st_mode = S_IFREG | 0644;
+}
+
+int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
+{
+	inode_stat_base(fs, in, st);
 
 	switch (in->type) {
 	case N_ROOT:
@@ -284,10 +295,10 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 		return 0;
 	case N_NSDIR:
 		stat_dir(fs, st);
-		return object_exists(fs, kind_by_name("Namespace"), "", in->ns) ? 0 : -ENOENT;
+		return store_exists(fs->store, kind_by_name("Namespace"), "", in->ns) ? 0 : -ENOENT;
 	case N_OBJDIR:
 		stat_dir(fs, st);
-		return object_exists(fs, in->kind, in->ns, in->name) ? 0 : -ENOENT;
+		return store_exists(fs->store, in->kind, in->ns, in->name) ? 0 : -ENOENT;
 	case N_README:
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = sizeof(readme) - 1;
@@ -307,18 +318,8 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 		st->st_size = (off_t)strlen(text);
 		return 0;
 	}
-	case N_SCRATCH: {
-		pthread_mutex_lock(&fs->slock);
-		struct scratch *sc = strmap_get(fs->scratch, in->key);
-		if (sc) {
-			st->st_mode = S_IFREG | (sc->mode & 07777);
-			st->st_size = (off_t)sc->data.len;
-			st->st_mtim.tv_sec = sc->mtime / 1000000000LL;
-			st->st_mtim.tv_nsec = sc->mtime % 1000000000LL;
-		}
-		pthread_mutex_unlock(&fs->slock);
-		return sc ? 0 : -ENOENT;
-	}
+	case N_SCRATCH:
+		return scratch_stat(fs, NULL, in->key, st);
 	}
 	return -ENOENT;
 }
@@ -431,7 +432,7 @@ char *dir_origin(const struct inode *dir, const char *name)
 {
 	if (dir->type == N_KINDDIR && dir->kind->namespaced)
 		return xasprintf("%s/%s", dir->kind->plural, name);
-	return *dir->key ? xasprintf("%s/%s", dir->key, name) : xstrdup(name);
+	return child_key(dir, name);
 }
 
 const struct kind *dir_kind(const struct inode *dir)

@@ -80,6 +80,35 @@ void scratch_release(struct fs *fs, struct scratch *sc)
 	pthread_mutex_unlock(&fs->slock);
 }
 
+int scratch_stat(struct fs *fs, struct scratch *sc, const char *key, struct stat *st)
+{
+	pthread_mutex_lock(&fs->slock);
+	if (!sc)
+		sc = strmap_get(fs->scratch, key);
+	if (sc) {
+		st->st_mode = S_IFREG | (sc->mode & 07777);
+		st->st_size = (off_t)sc->data.len;
+		st->st_mtim.tv_sec = sc->mtime / 1000000000LL;
+		st->st_mtim.tv_nsec = sc->mtime % 1000000000LL;
+	}
+	pthread_mutex_unlock(&fs->slock);
+	return sc ? 0 : -ENOENT;
+}
+
+int scratch_setattr(struct fs *fs, struct scratch *sc, const char *key, const struct stat *attr,
+		    int to_set)
+{
+	pthread_mutex_lock(&fs->slock);
+	if (!sc)
+		sc = strmap_get(fs->scratch, key);
+	if (sc && (to_set & FUSE_SET_ATTR_SIZE))
+		sb_truncate(&sc->data, (size_t)attr->st_size);
+	if (sc && (to_set & FUSE_SET_ATTR_MODE))
+		sc->mode = attr->st_mode & 07777;
+	pthread_mutex_unlock(&fs->slock);
+	return sc ? 0 : -ENOENT;
+}
+
 struct scratch_scan {
 	const char *dir;
 	size_t dlen;

@@ -117,7 +117,7 @@ struct toucher *toucher_new(struct fs *fs)
 	return t;
 }
 
-void toucher_free(struct toucher *t)
+void toucher_stop(struct toucher *t)
 {
 	if (!t)
 		return;
@@ -130,8 +130,16 @@ void toucher_free(struct toucher *t)
 		free(tc->path);
 		free(tc);
 	}
+	t->tail = NULL;
 	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void toucher_free(struct toucher *t)
+{
+	if (!t)
+		return;
+	toucher_stop(t);
 	pthread_join(t->thread, NULL);
 	free(t->view_key);
 	free(t);
@@ -144,6 +152,12 @@ void toucher_announce(struct toucher *t, enum change ch, const char *path)
 	tc->ch = ch;
 	tc->path = xstrdup(path);
 	pthread_mutex_lock(&t->lock);
+	if (t->stopping) {
+		pthread_mutex_unlock(&t->lock);
+		free(tc->path);
+		free(tc);
+		return;
+	}
 	if (t->tail)
 		t->tail->next = tc;
 	else

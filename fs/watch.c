@@ -61,7 +61,7 @@ static void answer(struct watcher *w)
 		return;
 	fuse_req_t req = w->req;
 	w->req = NULL;
-	if (!w->queue.len) {
+	if (w->overflow) {
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
@@ -76,13 +76,19 @@ static void answer(struct watcher *w)
 	w->queue.len -= n;
 }
 
+/*
+ * A reader that falls WATCH_QUEUE_MAX behind has lost its place: rather
+ * than skip changes silently, the queue is dropped and every read from
+ * then on fails with ESTALE, so the client lists again and watches anew.
+ */
 static void queue_line(struct watcher *w, int64_t rev, const char *line)
 {
-	if (rev <= w->last)
+	if (rev <= w->last || w->overflow)
 		return;
 	w->last = rev;
 	if (w->queue.len > WATCH_QUEUE_MAX) {
 		w->overflow = 1;
+		sb_free(&w->queue);
 		return;
 	}
 	sb_puts(&w->queue, line);
@@ -119,6 +125,9 @@ struct watch_hub *watch_hub_new(struct store *s)
 
 void watch_hub_free(struct watch_hub *h)
 {
+	if (!h)
+		return;
+	store_unsubscribe(h->store, watch_change, h);
 	free(h);
 }
 

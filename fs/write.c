@@ -34,9 +34,9 @@ static void announce(struct fs *fs, struct store_op *ops, size_t n)
 }
 
 int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
-		  const char *origin, int do_announce)
+		  const char *origin, enum op_type type)
 {
-	struct store_op op = {.type = OP_PUT, .kind = in->kind, .ns = in->ns, .name = in->name};
+	struct store_op op = {.type = type, .kind = in->kind, .ns = in->ns, .name = in->name};
 	struct err e = {0};
 	int r;
 
@@ -47,8 +47,6 @@ int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
 	}
 	if ((r = store_write(fs->store, &op, 1, &e)) < 0)
 		return fs_reject(fs, in->ns, origin, r, &e);
-	if (do_announce)
-		announce(fs, &op, 1);
 	return 0;
 }
 

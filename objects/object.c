@@ -254,12 +254,6 @@ int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
 	if (want < 0)
 		return err_set(e, EINVAL, "metadata.resourceVersion: \"%s\" is not a resourceVersion",
 			       y_path_str(doc, "metadata.resourceVersion"));
-	/* A resourceVersion is a precondition: the object as it was then.
-	 * One that is gone is not silently brought back by an old copy. */
-	if (!cur && want)
-		return err_set(e, ENOENT,
-			       "metadata.resourceVersion: %lld names an object that no longer exists "
-			       "(remove resourceVersion to create it anew)", (long long)want);
 	if (cur && want && want != obj_rv(cur))
 		return err_set(e, ESTALE,
 			       "metadata.resourceVersion: %lld is stale (the object is at %lld): "

@@ -45,8 +45,8 @@ int obj_identify(struct ynode *doc, const char *default_ns,
 /*
  * Turns the user's normalized doc into the object to store, given the
  * current object (NULL on create). rv is the revision this change gets.
- * Returns -ESTALE when doc carries a resourceVersion that is not cur's,
- * -ENOENT when it carries one and there is no cur (the object was deleted).
+ * Returns -ESTALE when doc carries a resourceVersion that is not cur's;
+ * on create the server's fields in doc are ignored.
  * Sets *changed to whether anything but server fields differs from cur.
  */
 int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,

@@ -27,6 +27,7 @@
 #define CHANGE_LOG_KEEP 100000
 #define EVENTS_MAX (1 << 20)
 #define EVENT_MSG_MAX 4096
+#define EVENTS_KEEP 20000
 #define MAX_SUBSCRIBERS 8
 #define STMT_CACHE 16
 
@@ -54,6 +55,7 @@ struct group {
 	struct pending_change *changes;
 	size_t nchanges, cap;
 	int64_t rev; /* the last revision handed out */
+	int aborted; /* -errno when SQLite rolled the whole transaction back */
 };
 
 struct subscriber {
@@ -71,6 +73,7 @@ struct store {
 	struct strmap *colls; /* "plural/ns" -> strmap name -> sobj; protected by lock */
 	int64_t rev;	      /* protected by lock */
 	int64_t log_floor;    /* changes after it are in the log; committer only */
+	int events_added;     /* since the events table was last pruned; committer only */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, done_cond, qcond_ckpt;
@@ -183,6 +186,25 @@ struct sobj *store_get(struct store *s, const struct kind *k, const char *ns,
 	struct sobj *o = sobj_ref(index_get(s, k, ns, name));
 	pthread_rwlock_unlock(&s->lock);
 	return o;
+}
+
+bool store_exists(struct store *s, const struct kind *k, const char *ns, const char *name)
+{
+	pthread_rwlock_rdlock(&s->lock);
+	bool found = index_get(s, k, ns, name) != NULL;
+	pthread_rwlock_unlock(&s->lock);
+	return found;
+}
+
+size_t store_count(struct store *s, const struct kind *k, const char *ns)
+{
+	cleanup_free char *key = coll_key(k, ns);
+
+	pthread_rwlock_rdlock(&s->lock);
+	struct strmap *c = strmap_get(s->colls, key);
+	size_t n = c ? strmap_count(c) : 0;
+	pthread_rwlock_unlock(&s->lock);
+	return n;
 }
 
 struct name_list {
@@ -378,7 +400,7 @@ static void load_events(struct store *s)
 	cleanup_stmt sqlite3_stmt *st = NULL;
 
 	sqlite3_prepare_v2(s->db,
-			   "SELECT ns, line FROM events WHERE id > (SELECT IFNULL(MAX(id), 0) FROM events) - 20000 ORDER BY id",
+			   "SELECT ns, line FROM events ORDER BY id",
 			   -1, &st, NULL);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		events_append(s, (const char *)sqlite3_column_text(st, 0),
@@ -591,6 +613,8 @@ static int op_put(struct store *s, struct group *g, struct group *req,
 
 	if (op->type == OP_CREATE && cur)
 		return err_set(e, EEXIST, "%s already exists", path);
+	if (op->type == OP_UPDATE && !cur)
+		return err_set(e, ENOENT, "%s was deleted while it was open for writing", path);
 	if (op->kind->namespaced && !group_get(s, g, req, nsk, "", op->ns))
 		return err_set(e, ENOENT, "namespace %s does not exist", op->ns);
 	if ((r = obj_merge(cur ? cur->doc : NULL, op->doc, req->rev + 1, now, &changed, e)) < 0)
@@ -633,9 +657,9 @@ static void group_clear(struct group *g)
 static void run_request(struct store *s, struct group *g, struct request *rq)
 {
 	struct group req = {.overlay = strmap_new(), .rev = g->rev};
-	int r = 0;
+	int r;
 
-	sql_run(s, "SAVEPOINT req", "");
+	r = sql_run(s, "SAVEPOINT req", "");
 	for (size_t i = 0; i < rq->n && r == 0; i++) {
 		struct store_op *op = &rq->ops[i];
 		r = op->type == OP_DELETE ? op_delete(s, g, &req, op, rq->err)
@@ -644,11 +668,18 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 			err_prefix(rq->err, "document %zu (%s %s)", i + 1, op->kind->name,
 				   op->name);
 	}
-	if (rq->event_line)
+	if (rq->event_line) {
 		r = sql_run(s, "INSERT INTO events(ns, line) VALUES(?, ?)", "tt",
 			    rq->event_ns, rq->event_line);
+		s->events_added++;
+	}
 	if (r < 0) {
-		sql_run(s, "ROLLBACK TO req", "");
+		/* A full disk or an I/O error makes SQLite roll back the whole
+		 * transaction, not just this savepoint: then the group is lost. */
+		if (sqlite3_get_autocommit(s->db))
+			g->aborted = r;
+		else
+			sql_run(s, "ROLLBACK TO req", "");
 		strmap_each(req.overlay, drop_entry, NULL);
 	} else {
 		strmap_each(req.overlay, move_entry, g->overlay);
@@ -656,7 +687,8 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 			group_note(g, req.changes[i].rev, req.changes[i].ch, req.changes[i].path);
 		g->rev = req.rev;
 	}
-	sql_run(s, "RELEASE req", "");
+	if (!g->aborted)
+		sql_run(s, "RELEASE req", "");
 	strmap_free(req.overlay);
 	group_clear(&req);
 	free(req.changes);
@@ -697,7 +729,16 @@ static void prune_log(struct store *s, struct group *g)
 	    sql_run(s, "DELETE FROM changes WHERE rev <= ?", "i", floor) == 0 &&
 	    sql_run(s, "UPDATE meta SET value=? WHERE key='log_floor'", "i", floor) == 0)
 		s->log_floor = floor;
-	sql_run(s, "DELETE FROM events WHERE id < (SELECT MAX(id) FROM events) - 20000", "");
+}
+
+/* Keeps the events table to its last EVENTS_KEEP lines. */
+static void prune_events(struct store *s)
+{
+	if (s->events_added < EVENTS_KEEP / 10)
+		return;
+	s->events_added = 0;
+	sql_run(s, "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", "i",
+		(int64_t)EVENTS_KEEP);
 }
 
 /* Commits a group of requests; returns 0 or -errno for all of them. */
@@ -709,13 +750,17 @@ static int commit_group(struct store *s, struct request *list, struct err *e)
 	if ((r = sql_run(s, "BEGIN IMMEDIATE", "")) < 0) {
 		err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
 	} else {
-		for (struct request *rq = list; rq; rq = rq->next)
+		for (struct request *rq = list; rq && !g.aborted; rq = rq->next)
 			run_request(s, &g, rq);
-		prune_log(s, &g);
-		r = sql_run(s, "COMMIT", "");
+		if (!g.aborted) {
+			prune_log(s, &g);
+			prune_events(s);
+		}
+		r = g.aborted ? g.aborted : sql_run(s, "COMMIT", "");
 		if (r < 0) {
 			err_set(e, -r, "store: cannot commit: %s", sqlite3_errmsg(s->db));
-			sql_run(s, "ROLLBACK", "");
+			if (!sqlite3_get_autocommit(s->db))
+				sql_run(s, "ROLLBACK", "");
 		}
 	}
 	if (r == 0) {
@@ -877,6 +922,18 @@ void store_subscribe(struct store *s, store_watch_fn fn, void *arg)
 	pthread_mutex_lock(&s->sublock);
 	if (s->nsubs < MAX_SUBSCRIBERS)
 		s->subs[s->nsubs++] = (struct subscriber){fn, arg};
+	pthread_mutex_unlock(&s->sublock);
+}
+
+void store_unsubscribe(struct store *s, store_watch_fn fn, void *arg)
+{
+	pthread_mutex_lock(&s->sublock);
+	for (int i = 0; i < s->nsubs; i++) {
+		if (s->subs[i].fn == fn && s->subs[i].arg == arg) {
+			s->subs[i] = s->subs[--s->nsubs];
+			break;
+		}
+	}
 	pthread_mutex_unlock(&s->sublock);
 }
 

@@ -46,6 +46,7 @@ extern const char *const change_names[];
 enum op_type {
 	OP_PUT,	   /* create or replace with doc */
 	OP_CREATE, /* create; EEXIST when it exists */
+	OP_UPDATE, /* replace; ENOENT when it does not exist */
 	OP_DELETE, /* delete; ENOENT when it does not exist */
 };
 
@@ -68,6 +69,10 @@ void store_close(struct store *s);
 /* A reference to the object, or NULL. Caller drops it with sobj_unref. */
 struct sobj *store_get(struct store *s, const struct kind *k, const char *ns,
 		       const char *name);
+/* Whether the object exists. */
+bool store_exists(struct store *s, const struct kind *k, const char *ns, const char *name);
+/* How many objects of k are in ns. */
+size_t store_count(struct store *s, const struct kind *k, const char *ns);
 /* Names of the objects of k in ns, sorted. Caller frees each and the array. */
 char **store_list(struct store *s, const struct kind *k, const char *ns,
 		  size_t *n);
@@ -77,6 +82,7 @@ int64_t store_revision(struct store *s);
  * Applies ops atomically and durably: all of them or none. Returns 0, or
  * -errno with e naming the failing operation's problem (EEXIST, ENOENT,
  * ESTALE for a stale resourceVersion, ENOTEMPTY, ENOSPC, EIO...).
+ * Every op's doc is consumed, whatever the result.
  */
 int store_write(struct store *s, struct store_op *ops, size_t n,
 		struct err *e);
@@ -92,6 +98,7 @@ size_t store_events_size(struct store *s, const char *ns);
 typedef void (*store_watch_fn)(void *arg, int64_t rev, enum change ch,
 			       const char *path);
 void store_subscribe(struct store *s, store_watch_fn fn, void *arg);
+void store_unsubscribe(struct store *s, store_watch_fn fn, void *arg);
 /*
  * Replays the logged changes after rev through fn. Returns 0, or -ESTALE
  * when changes after rev are no longer kept.

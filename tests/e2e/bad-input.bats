@@ -659,23 +659,38 @@ EOF
 	unchanged "$F"
 }
 
-@test "a stale resourceVersion of an object deleted since does not re-create it" {
+@test "a file open for writing whose object is deleted meanwhile does not re-create it" {
 	F=$NS/configmaps/deleted.yaml
 	echo 'data: {a: "1"}' | new_object "$F"
-	cp "$F" "$BATS_TEST_TMPDIR/old"
-	rm "$F"
-	absent "$F"
 	mark "$NS"
-	sed 's/a: "1"/a: "2"/' "$BATS_TEST_TMPDIR/old" >"$BATS_TEST_TMPDIR/mine"
-	run pywrite "$F" <"$BATS_TEST_TMPDIR/mine"
-	# the copy's resourceVersion is no longer current: a conflict (or the
-	# object is gone), never a silent re-creation
-	[[ $output == "close ESTALE" || $output == "close ENOENT" ]] || {
-		echo "expected close ESTALE or ENOENT, got '$output'"
-		false
-	}
-	has_event "$NS" configmaps/deleted.yaml "resourceVersion"
+	# open the existing object, delete it from elsewhere, then write and close
+	run "$PY" -I -S -c '
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.unlink(sys.argv[1])
+os.write(fd, b"data: {a: \"2\"}\n")
+try:
+    os.close(fd)
+    print("OK")
+except OSError as e:
+    print("close", errno.errorcode[e.errno])
+' "$F"
+	[ "$output" = "close ENOENT" ]
+	has_event "$NS" configmaps/deleted.yaml "was deleted while it was open"
 	absent "$F"
+}
+
+@test "an old copy written to a new file creates it: the server's fields are ignored on create" {
+	F=$NS/configmaps/recreated.yaml
+	echo 'data: {a: "1"}' | new_object "$F"
+	cp "$F" "$BATS_TEST_TMPDIR/old"
+	uid=$(sed -n 's/^  uid: //p' "$F")
+	rm "$F"
+	run pywrite "$F" <"$BATS_TEST_TMPDIR/old"
+	[ "$output" = OK ]
+	# a new object: a new uid, generation 1
+	[ "$(sed -n 's/^  uid: //p' "$F")" != "$uid" ]
+	grep -q "^  generation: 1$" "$F"
 }
 
 @test "a resourceVersion that is not a version at all is rejected" {

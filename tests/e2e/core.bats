@@ -147,6 +147,44 @@ EOF
 	[ ! -e "$NS/configmaps/4913" ]
 }
 
+@test "a scratch file keeps every byte; renaming more than 1 MiB onto an object fails EFBIG" {
+	python3 -c "
+import sys
+sys.stdout.write('data:\n' + ''.join('  k%06d: \"%s\"\n' % (i, 'v' * 60) for i in range(20000)))
+" >"$WORK/big.yaml"
+	cp "$WORK/big.yaml" "$NS/configmaps/tmpBIG"
+	[ "$(stat -c %s "$NS/configmaps/tmpBIG")" -eq "$(stat -c %s "$WORK/big.yaml")" ]
+	cmp "$WORK/big.yaml" "$NS/configmaps/tmpBIG"
+	run mv "$NS/configmaps/tmpBIG" "$NS/configmaps/big.yaml"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"File too large"* ]]
+	[ ! -e "$NS/configmaps/big.yaml" ]
+	rm "$NS/configmaps/tmpBIG"
+}
+
+@test "an open scratch file keeps its attributes after it is renamed" {
+	run python3 -c "
+import os
+d = '$NS/configmaps'
+fd = os.open(d + '/.swp1', os.O_CREAT | os.O_RDWR)
+os.write(fd, b'data: {k: v}\n')
+os.rename(d + '/.swp1', d + '/.swp2')
+os.ftruncate(fd, 5)
+print(os.fstat(fd).st_size)
+os.close(fd)
+os.unlink(d + '/.swp2')
+"
+	[ "$status" -eq 0 ]
+	[ "$output" = 5 ]
+}
+
+@test "truncate -s 0 of an object applies nothing and says so" {
+	before=$(cat "$NS/configmaps/py.yaml")
+	truncate -s 0 "$NS/configmaps/py.yaml"
+	[ "$(cat "$NS/configmaps/py.yaml")" = "$before" ]
+	grep -q "Warning Ignored configmaps/py.yaml" "$NS/events"
+}
+
 @test "rm deletes an object" {
 	rm "$NS/configmaps/fromtmp.yaml"
 	[ ! -e "$NS/configmaps/fromtmp.yaml" ]
@@ -187,6 +225,16 @@ except OSError as e:
 	[ "$output" = 22 ]
 	[ ! -e "$NS/configmaps/batch-a.yaml" ]
 	grep -q "apply: document 2" "$NS/events"
+}
+
+@test "several writers sharing one open apply file are applied together" {
+	printf 'kind: ConfigMap\nmetadata: {name: shared-a}\ndata: {a: b}\n---\n' >"$WORK/a.yaml"
+	printf 'kind: ConfigMap\nmetadata: {name: shared-b}\ndata: {a: b}\n' >"$WORK/b.yaml"
+	before=$(grep -c "Rejected apply" "$NS/events" || true)
+	{ cat "$WORK/a.yaml"; cat "$WORK/b.yaml"; } >"$NS/apply"
+	[ -e "$NS/configmaps/shared-a.yaml" ]
+	[ -e "$NS/configmaps/shared-b.yaml" ]
+	[ "$(grep -c "Rejected apply" "$NS/events" || true)" -eq "$before" ]
 }
 
 @test "the root apply takes documents for any namespace" {

@@ -69,6 +69,21 @@ with open(log, "w") as out:
 	[ "$missing" -eq 0 ]
 }
 
+@test "SIGTERM while the toucher is busy with a large apply still stops cleanly" {
+	start_server
+	python3 -c "
+print('\n---\n'.join('kind: ConfigMap\nmetadata: {name: c%d}\ndata: {a: b}' % i for i in range(3000)))" >"$WORK/many.yaml"
+	cp "$WORK/many.yaml" "$NS/apply"
+	kill -TERM "$SERVER_PID"
+	wait_for 20 sh -c "! kill -0 $SERVER_PID 2>/dev/null"
+	grep -q "unmounting" "$WORK/server.log"
+	! grep -qs " $M " /proc/mounts
+	# everything the apply acknowledged is there after a restart
+	rm -f "$WORK/server.pid"
+	start_server
+	[ "$(ls "$NS/configmaps" | wc -l)" -eq 3000 ]
+}
+
 @test "a mountpoint held by a live server is refused with a clear message" {
 	start_server
 	run "$CLUSTERFS" server --mount "$M" --state "$WORK/other-state"
