@@ -12,8 +12,9 @@
  * overlay is published to the index under the write lock and every
  * caller is woken; on failure every request of the group fails.
  *
- * Only the committer writes the index, so it reads it without the lock;
- * everybody else takes s->lock for reading.
+ * Only the committing thread (the one that set s->busy) writes the index,
+ * so it reads it without the lock; everybody else takes s->lock for
+ * reading.
  */
 #define _GNU_SOURCE
 #include "store.h"
@@ -64,16 +65,17 @@ struct subscriber {
 };
 
 struct store {
-	sqlite3 *db;  /* the committer's; others use rdb */
-	const char *stmt_sql[STMT_CACHE]; /* the committer's statements */
+	/* The committing thread's (whoever set busy); others use rdb. */
+	sqlite3 *db;
+	const char *stmt_sql[STMT_CACHE]; /* db's prepared statements */
 	sqlite3_stmt *stmts[STMT_CACHE];
 	sqlite3 *rdb; /* protected by rdb_lock */
 	pthread_mutex_t rdb_lock;
 	pthread_rwlock_t lock;
 	struct strmap *colls; /* "plural/ns" -> strmap name -> sobj; protected by lock */
 	int64_t rev;	      /* protected by lock */
-	int64_t log_floor;    /* changes after it are in the log; committer only */
-	int events_added;     /* since the events table was last pruned; committer only */
+	int64_t log_floor;    /* changes after it are in the log; committing thread only */
+	int events_added;     /* since the events table was pruned; committing thread only */
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond, done_cond, qcond_ckpt;
