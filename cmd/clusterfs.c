@@ -30,7 +30,8 @@ static int usage(FILE *out)
 	      "       clusterfs help\n"
 	      "\n"
 	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
-	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE ")\n",
+	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE
+	      ")\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }

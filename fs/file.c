@@ -54,8 +54,7 @@ static int open_object(struct fs *fs, struct inode *in, int flags, struct handle
 	return 0;
 }
 
-static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags,
-		   struct handle **out)
+static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, struct handle **out)
 {
 	struct handle *h;
 
@@ -129,9 +128,8 @@ void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_open(req, h, fi);
 }
 
-static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
-		     const char *name, mode_t mode, struct inode **in,
-		     struct handle **out)
+static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir, const char *name,
+		     mode_t mode, struct inode **in, struct handle **out)
 {
 	const struct kind *k = dir_kind(dir);
 	cleanup_free char *origin = dir_origin(dir, name);
@@ -140,7 +138,9 @@ static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
 	int r;
 
 	if (!k) {
-		err_set(&e, EINVAL, "files cannot be created here: object files go in a kind directory such as pods/ or deployments/");
+		err_set(&e, EINVAL,
+			"files cannot be created here: object files go in a kind directory such as "
+			"pods/ or deployments/");
 		return fs_reject(fs, dir->ns, origin, -EINVAL, &e);
 	}
 	if (!is_object_name(name)) {
@@ -166,8 +166,8 @@ static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir,
 	return 0;
 }
 
-void file_create(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      mode_t mode, struct fuse_file_info *fi)
+void file_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		 struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_get(fs, parent), *in = NULL;
@@ -241,15 +241,16 @@ static int do_write(struct fs *fs, struct handle *h, const char *data, size_t si
 	if (r < 0 && !h->too_big) {
 		cleanup_free char *origin = handle_origin(h);
 		h->too_big = 1;
-		err_set(&e, EFBIG, "the document passes %d bytes, the most a write may carry", OBJ_MAX_SIZE);
+		err_set(&e, EFBIG, "the document passes %d bytes, the most a write may carry",
+			OBJ_MAX_SIZE);
 		fs_reject(fs, h->inode->ns, origin, r, &e);
 	}
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
 
-void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
-		     off_t off, struct fuse_file_info *fi)
+void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		struct fuse_file_info *fi)
 {
 	int r = do_write(fs_of(req), handle_of(fi), buf, size, off);
 	if (r < 0)
@@ -266,8 +267,7 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 		fuse_reply_buf(req, data + off, len - off < size ? len - off : size);
 }
 
-void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct handle *h = handle_of(fi);
@@ -326,13 +326,17 @@ static int handle_commit(struct fs *fs, struct handle *h)
 		/* Everything written through this open file so far, again:
 		 * writers that share it ({ cat a; cat b; } > apply) flush
 		 * between their writes, and re-applying is a no-op. */
-		r = h->too_big ? -EFBIG : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		r = h->too_big
+			    ? -EFBIG
+			    : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
 		break;
 	case H_REPLICAS:
 		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
 		break;
 	case H_EVENTS:
-		r = h->too_big ? -EFBIG : fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		r = h->too_big ? -EFBIG
+			       : fs_write_events(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "",
+						 h->buf.len);
 		h->buf.len = 0;
 		break;
 	default:
@@ -361,8 +365,9 @@ void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* close() cannot fail here: shells flush a file before they
 		 * write to it, so an empty flush is no error. Say so instead. */
 		cleanup_free char *origin = inode_origin(h->inode);
-		store_event(fs->store, h->inode->ns, "Warning", "Ignored", origin,
-			    "the file was emptied and nothing was written to it: nothing was applied");
+		store_event(
+			fs->store, h->inode->ns, "Warning", "Ignored", origin,
+			"the file was emptied and nothing was written to it: nothing was applied");
 	}
 	handle_free(fs, h);
 	fuse_reply_err(req, 0);

@@ -22,17 +22,17 @@
 
 enum ntype {
 	N_ROOT,
-	N_README,  /* /README */
-	N_EVENTS,  /* /events, namespaces/NS/events */
-	N_WATCH,   /* /watch */
-	N_APPLY,   /* /apply, namespaces/NS/apply */
-	N_NSROOT,  /* namespaces/ */
-	N_NSDIR,   /* namespaces/NS/ */
-	N_KINDDIR, /* nodes/, namespaces/NS/pods/ */
-	N_OBJ,	   /* .../NAME.yaml */
-	N_OBJDIR,  /* .../NAME/ */
+	N_README,   /* /README */
+	N_EVENTS,   /* /events, namespaces/NS/events */
+	N_WATCH,    /* /watch */
+	N_APPLY,    /* /apply, namespaces/NS/apply */
+	N_NSROOT,   /* namespaces/ */
+	N_NSDIR,    /* namespaces/NS/ */
+	N_KINDDIR,  /* nodes/, namespaces/NS/pods/ */
+	N_OBJ,	    /* .../NAME.yaml */
+	N_OBJDIR,   /* .../NAME/ */
 	N_REPLICAS, /* .../NAME/replicas */
-	N_SCRATCH, /* an editor's scratch file */
+	N_SCRATCH,  /* an editor's scratch file */
 };
 
 struct inode {
@@ -83,9 +83,9 @@ struct fs {
 	int64_t started;
 
 	pthread_mutex_t ilock;
-	struct inode **inodes; /* by ino; protected by ilock */
-	size_t ninodes, icap;  /* the last ino handed out; the array's size */
-	struct strmap *by_key; /* key -> inode; protected by ilock */
+	struct inode **inodes;	/* by ino; protected by ilock */
+	size_t ninodes, icap;	/* the last ino handed out; the array's size */
+	struct strmap *by_key;	/* key -> inode; protected by ilock */
 	struct strmap *pending; /* key -> (void *)count of creates not yet applied */
 
 	pthread_mutex_t slock;
@@ -126,11 +126,11 @@ struct inode *inode_get(struct fs *fs, fuse_ino_t ino);
  * or -ENOENT. Called with the request, to let the toucher see names as
  * it needs (see toucher.c).
  */
-int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
-		 struct inode **out, int as_toucher);
+int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inode **out,
+		 int as_toucher);
 /* The inode for a key of a given shape, its lookup count raised. */
-struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k,
-			 const char *ns, const char *name, const char *key);
+struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k, const char *ns,
+			 const char *name, const char *key);
 void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
 /* Moves the inode at key from to key to, as the kernel moves its dentry. */
 void inode_rename(struct fs *fs, const char *from, const char *to);
@@ -185,18 +185,17 @@ void scratch_list(struct fs *fs, const char *dir, char ***names, size_t *n);
  * existing object: if the object was deleted since, ENOENT, so that a
  * writer's stale copy does not bring it back).
  */
-int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
-		  const char *origin, enum op_type type);
-int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns,
-		     const char *name, const char *origin, int announce);
+int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len, const char *origin,
+		  enum op_type type);
+int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns, const char *name,
+		     const char *origin, int announce);
 /* Applies every document in buf in one transaction; ns is the default. */
 int fs_apply(struct fs *fs, const char *ns, const char *buf, size_t len);
 int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len);
 /* Appends lines written to an events file. */
 int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len);
 /* Logs a rejected operation on origin (relative to ns) and returns r. */
-int fs_reject(struct fs *fs, const char *ns, const char *origin, int r,
-	      struct err *e);
+int fs_reject(struct fs *fs, const char *ns, const char *origin, int r, struct err *e);
 char *fs_replicas_text(struct fs *fs, struct inode *in);
 
 /* toucher.c */
@@ -218,10 +217,9 @@ void watch_hub_free(struct watch_hub *h);
 struct watcher *watcher_new(struct watch_hub *h);
 void watcher_free(struct watch_hub *h, struct watcher *w);
 /* Takes a filter line ("namespaces/default/pods since 5"). */
-int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf,
-		   size_t len, struct err *e);
+int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf, size_t len,
+		   struct err *e);
 /* Replies to a read now, or later when a change arrives. */
-void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req,
-		  size_t size);
+void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req, size_t size);
 
 #endif

@@ -93,8 +93,8 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 /* Replies with in's attributes, or with the error r. A file created by
  * this open and not yet applied has the size of what was written. */
-static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *in,
-		       struct fuse_file_info *fi, int r)
+static void reply_attr(fuse_req_t req, struct fs *fs, struct inode *in, struct fuse_file_info *fi,
+		       int r)
 {
 	struct handle *h = fi ? handle_of(fi) : NULL;
 	struct stat st;
@@ -143,16 +143,20 @@ static int truncate_object(struct fs *fs, struct inode *in, size_t size)
 			    "the file was truncated to nothing: nothing was applied");
 		return 0;
 	}
-	err_set(&e, EINVAL, "truncating an object file to %zu bytes would cut its document: write a whole document instead", size);
+	err_set(&e, EINVAL,
+		"truncating an object file to %zu bytes would cut its document: write a whole "
+		"document instead",
+		size);
 	return fs_reject(fs, in->ns, origin, -EINVAL, &e);
 }
 
-static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
-		      struct stat *attr, int to_set, struct fuse_file_info *fi)
+static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in, struct stat *attr,
+		      int to_set, struct fuse_file_info *fi)
 {
 	struct handle *h = fi ? handle_of(fi) : NULL;
 
-	if (toucher_is_me(fs->toucher, req) || !(to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE)))
+	if (toucher_is_me(fs->toucher, req) ||
+	    !(to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE)))
 		return 0;
 	if (in->type == N_SCRATCH)
 		return scratch_setattr(fs, h ? h->scratch : NULL, in->key, attr, to_set);
@@ -170,8 +174,8 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in,
 	return 0; /* apply, events, watch: nothing kept to cut */
 }
 
-static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
-		       int to_set, struct fuse_file_info *fi)
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *in = inode_get(fs, ino);
@@ -316,8 +320,8 @@ static int object_at(struct fs *fs, struct inode *dir, const char *name)
 	return store_exists(fs->store, dir_kind(dir), dir->ns, stem);
 }
 
-static int do_rename(struct fs *fs, struct inode *dir, const char *name,
-		     struct inode *ndir, const char *newname, unsigned flags)
+static int do_rename(struct fs *fs, struct inode *dir, const char *name, struct inode *ndir,
+		     const char *newname, unsigned flags)
 {
 	cleanup_free char *from = child_key(dir, name);
 	cleanup_free char *to = child_key(ndir, newname);
@@ -327,7 +331,8 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 
 	if (!dir_kind(dir) || !dir_kind(ndir) || (flags & RENAME_EXCHANGE))
 		return -EPERM;
-	if ((flags & RENAME_NOREPLACE) && (scratch_get(fs, to) || (to_obj && object_at(fs, ndir, newname))))
+	if ((flags & RENAME_NOREPLACE) &&
+	    (scratch_get(fs, to) || (to_obj && object_at(fs, ndir, newname))))
 		return -EEXIST;
 	if (!from_obj && to_obj)
 		return rename_onto_object(fs, from, ndir, newname);
@@ -340,12 +345,14 @@ static int do_rename(struct fs *fs, struct inode *dir, const char *name,
 	if (!to_obj)
 		return copy_object_to_scratch(fs, dir, name, to);
 	cleanup_free char *origin = dir_origin(dir, name);
-	err_set(&e, EINVAL, "objects cannot be renamed: copy the file to the new name, then remove the old one");
+	err_set(&e, EINVAL,
+		"objects cannot be renamed: copy the file to the new name, then remove the old "
+		"one");
 	return fs_reject(fs, dir->ns, origin, -EINVAL, &e);
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_get(fs, parent), *ndir = inode_get(fs, newparent);
@@ -383,7 +390,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	for (size_t i = (size_t)off; i < l->n; i++) {
 		struct stat st = {.st_ino = 0xffffffff, .st_mode = (mode_t)l->types[i] << 12};
-		size_t n = fuse_add_direntry(req, buf + used, size - used, l->names[i], &st, (off_t)i + 1);
+		size_t n = fuse_add_direntry(req, buf + used, size - used, l->names[i], &st,
+					     (off_t)i + 1);
 		if (n > size - used)
 			break;
 		used += n;
@@ -402,9 +410,14 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-	struct statvfs sv = {.f_bsize = 4096, .f_frsize = 4096, .f_namemax = 255,
-			     .f_blocks = 1 << 20, .f_bfree = 1 << 19, .f_bavail = 1 << 19,
-			     .f_files = 1 << 20, .f_ffree = 1 << 19};
+	struct statvfs sv = {.f_bsize = 4096,
+			     .f_frsize = 4096,
+			     .f_namemax = 255,
+			     .f_blocks = 1 << 20,
+			     .f_bfree = 1 << 19,
+			     .f_bavail = 1 << 19,
+			     .f_files = 1 << 20,
+			     .f_ffree = 1 << 19};
 	fuse_reply_statfs(req, &sv);
 }
 
@@ -454,16 +467,19 @@ static int check_mountpoint(const char *mountpoint, struct err *e)
 			struct stat parent;
 			cleanup_free char *up = xasprintf("%s/..", mountpoint);
 			if (stat(up, &parent) == 0 && parent.st_dev != st.st_dev)
-				return err_set(e, EBUSY, "%s is already mounted (is another server running?)",
+				return err_set(e, EBUSY,
+					       "%s is already mounted (is another server running?)",
 					       mountpoint);
 		}
-		return S_ISDIR(st.st_mode) ? 0 : err_set(e, ENOTDIR, "%s is not a directory", mountpoint);
+		return S_ISDIR(st.st_mode)
+			       ? 0
+			       : err_set(e, ENOTDIR, "%s is not a directory", mountpoint);
 	}
 	if (errno == ENOTCONN) {
 		fprintf(stderr, "clusterfs: clearing the stale mount at %s\n", mountpoint);
 		if (umount2(mountpoint, MNT_DETACH) < 0)
-			return err_set(e, errno, "cannot clear the stale mount at %s: %s", mountpoint,
-				       strerror(errno));
+			return err_set(e, errno, "cannot clear the stale mount at %s: %s",
+				       mountpoint, strerror(errno));
 		return 0;
 	}
 	if (errno == ENOENT && mkdir(mountpoint, 0755) == 0)
@@ -489,11 +505,13 @@ struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e)
 	pthread_mutex_init(&fs->slock, NULL);
 	inodes_init(fs);
 	fs->watch = watch_hub_new(s);
-	argv[2] = getuid() == 0 ? (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions,allow_other"
+	argv[2] = getuid() == 0 ? (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions,"
+					  "allow_other"
 				: (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions";
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
 	if (!fs->se || fuse_session_mount(fs->se, fs->mountpoint) != 0) {
-		err_set(e, EIO, "cannot mount %s (is /dev/fuse there, and fuse3 installed?)", mountpoint);
+		err_set(e, EIO, "cannot mount %s (is /dev/fuse there, and fuse3 installed?)",
+			mountpoint);
 		fs_free(fs);
 		return NULL;
 	}

@@ -22,7 +22,8 @@ static const char readme[] =
 	"  namespaces/NS/DEPLOY/NAME/replicas   echo 5 > it to scale\n"
 	"  apply, namespaces/NS/apply     write several documents; applied in one transaction\n"
 	"  events, namespaces/NS/events   what happened, and every rejected write with its reason\n"
-	"  watch                          write a filter line (a subtree, optionally 'since REV'),\n"
+	"  watch                          write a filter line (a subtree, optionally 'since "
+	"REV'),\n"
 	"                                 then read one line per change: REV TYPE PATH\n"
 	"\n"
 	"Write a file to create or change an object; close() fails when the write is\n"
@@ -72,8 +73,8 @@ struct inode *inode_get(struct fs *fs, fuse_ino_t ino)
 	return in;
 }
 
-struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k,
-			 const char *ns, const char *name, const char *key)
+struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k, const char *ns,
+			 const char *name, const char *key)
 {
 	pthread_mutex_lock(&fs->ilock);
 	struct inode *in = strmap_get(fs->by_key, key);
@@ -150,8 +151,8 @@ static int pending_create(struct fs *fs, const char *key)
 }
 
 /* Whether the object file at key exists for this lookup. */
-static int object_visible(struct fs *fs, const struct kind *k, const char *ns,
-			  const char *name, const char *key, int as_toucher)
+static int object_visible(struct fs *fs, const struct kind *k, const char *ns, const char *name,
+			  const char *key, int as_toucher)
 {
 	int view = as_toucher ? toucher_view(fs->toucher, key) : 0;
 	if (view)
@@ -167,14 +168,16 @@ static int lookup_scratch(struct fs *fs, const char *key, struct inode **out)
 	return 0;
 }
 
-static int lookup_root(struct fs *fs, const char *name, const char *key,
-		       struct inode **out)
+static int lookup_root(struct fs *fs, const char *name, const char *key, struct inode **out)
 {
 	static const struct {
 		const char *name;
 		enum ntype type;
-	} files[] = {{"README", N_README}, {"events", N_EVENTS}, {"watch", N_WATCH},
-		     {"apply", N_APPLY},   {"namespaces", N_NSROOT}};
+	} files[] = {{"README", N_README},
+		     {"events", N_EVENTS},
+		     {"watch", N_WATCH},
+		     {"apply", N_APPLY},
+		     {"namespaces", N_NSROOT}};
 	const struct kind *k = kind_by_plural(name);
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -189,9 +192,8 @@ static int lookup_root(struct fs *fs, const char *name, const char *key,
 	return -ENOENT;
 }
 
-static int lookup_in_kind(struct fs *fs, const struct kind *k, const char *ns,
-			  const char *name, const char *key, struct inode **out,
-			  int as_toucher)
+static int lookup_in_kind(struct fs *fs, const struct kind *k, const char *ns, const char *name,
+			  const char *key, struct inode **out, int as_toucher)
 {
 	if (is_object_name(name)) {
 		cleanup_free char *obj = xstrndup(name, strlen(name) - 5);
@@ -211,8 +213,8 @@ static int lookup_in_kind(struct fs *fs, const struct kind *k, const char *ns,
 	return lookup_scratch(fs, key, out);
 }
 
-int inode_lookup(struct fs *fs, struct inode *dir, const char *name,
-		 struct inode **out, int as_toucher)
+int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inode **out,
+		 int as_toucher)
 {
 	cleanup_free char *key = child_key(dir, name);
 	const struct kind *k;
@@ -337,8 +339,8 @@ static void add_name(struct dirent_list *l, const char *name, unsigned char type
 	l->types[l->n++] = type;
 }
 
-static void list_objects(struct fs *fs, const struct kind *k, const char *ns,
-			 int dirs, struct dirent_list *l)
+static void list_objects(struct fs *fs, const struct kind *k, const char *ns, int dirs,
+			 struct dirent_list *l)
 {
 	size_t n;
 	char **names = store_list(fs->store, k, ns, &n);
@@ -445,8 +447,7 @@ const struct kind *dir_kind(const struct inode *dir)
 }
 
 /* Rejects a name that cannot be an object of kind k, with an event. */
-int dir_check_name(struct fs *fs, const struct inode *dir,
-			     const char *name)
+int dir_check_name(struct fs *fs, const struct inode *dir, const char *name)
 {
 	const struct kind *k = dir_kind(dir);
 	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);

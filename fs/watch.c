@@ -177,8 +177,7 @@ static void replay_one(void *arg, int64_t rev, enum change ch, const char *path)
 }
 
 /* Parses "PATH [since REV]"; PATH may carry a leading slash. */
-static int parse_filter(const char *buf, size_t len, char **path, int64_t *since,
-			struct err *e)
+static int parse_filter(const char *buf, size_t len, char **path, int64_t *since, struct err *e)
 {
 	cleanup_free char *text = xstrndup(buf, len);
 	char p[1024] = "", word[16] = "", extra[2];
@@ -199,8 +198,8 @@ static int parse_filter(const char *buf, size_t len, char **path, int64_t *since
 	return 0;
 }
 
-int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf,
-		   size_t len, struct err *e)
+int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf, size_t len,
+		   struct err *e)
 {
 	char *path;
 	int64_t since;
@@ -236,7 +235,8 @@ int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf,
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (r < 0)
-		return err_set(e, ESTALE, "watch: changes since %lld are no longer kept: list again",
+		return err_set(e, ESTALE,
+			       "watch: changes since %lld are no longer kept: list again",
 			       (long long)since);
 	return 0;
 }
@@ -255,8 +255,7 @@ static void on_interrupt(fuse_req_t req, void *arg)
 	pthread_mutex_unlock(&h->lock);
 }
 
-void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req,
-		  size_t size)
+void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req, size_t size)
 {
 	/* Registered first: if the read was interrupted already, the
 	 * callback runs now, finds nothing parked, and the check below

@@ -15,8 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 
-int fs_reject(struct fs *fs, const char *ns, const char *origin, int r,
-	      struct err *e)
+int fs_reject(struct fs *fs, const char *ns, const char *origin, int r, struct err *e)
 {
 	cleanup_free char *msg = xasprintf("%s (%s)", e->msg, strerror(-r));
 	store_event(fs->store, ns, "Warning", "Rejected", origin, msg);
@@ -33,8 +32,8 @@ static void announce(struct fs *fs, struct store_op *ops, size_t n)
 	}
 }
 
-int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
-		  const char *origin, enum op_type type)
+int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len, const char *origin,
+		  enum op_type type)
 {
 	struct store_op op = {.type = type, .kind = in->kind, .ns = in->ns, .name = in->name};
 	struct err e = {0};
@@ -50,8 +49,8 @@ int fs_put_object(struct fs *fs, struct inode *in, const char *buf, size_t len,
 	return 0;
 }
 
-int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns,
-		     const char *name, const char *origin, int do_announce)
+int fs_delete_object(struct fs *fs, const struct kind *k, const char *ns, const char *name,
+		     const char *origin, int do_announce)
 {
 	struct store_op op = {.type = OP_DELETE, .kind = k, .ns = ns, .name = name};
 	struct err e = {0};
@@ -87,8 +86,7 @@ static void apply_set_free(struct apply_set *a)
 }
 
 /* Turns each document into a checked operation; documents are consumed. */
-static int apply_prepare(struct apply_set *a, const char *default_ns,
-			 struct err *e)
+static int apply_prepare(struct apply_set *a, const char *default_ns, struct err *e)
 {
 	a->ops = xcalloc(a->ndocs, sizeof(*a->ops));
 	a->names = xcalloc(a->ndocs * 2, sizeof(*a->names));
@@ -112,8 +110,11 @@ static int apply_prepare(struct apply_set *a, const char *default_ns,
 		size_t j = a->n++;
 		a->names[j * 2] = xstrdup(nscopy);
 		a->names[j * 2 + 1] = xstrdup(y_path_str(doc, "metadata.name"));
-		a->ops[j] = (struct store_op){.type = OP_PUT, .kind = k, .doc = doc,
-					      .ns = a->names[j * 2], .name = a->names[j * 2 + 1]};
+		a->ops[j] = (struct store_op){.type = OP_PUT,
+					      .kind = k,
+					      .doc = doc,
+					      .ns = a->names[j * 2],
+					      .name = a->names[j * 2 + 1]};
 		a->docs[i] = NULL;
 	}
 	return a->n ? 0 : err_set(e, EINVAL, "nothing to apply: no documents");
@@ -183,8 +184,11 @@ int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len
 		struct sobj *o = store_get(fs->store, in->kind, in->ns, in->name);
 		if (!o)
 			return -ENOENT;
-		struct store_op op = {.type = OP_PUT, .kind = in->kind, .ns = in->ns,
-				      .name = in->name, .doc = y_clone(o->doc)};
+		struct store_op op = {.type = OP_PUT,
+				      .kind = in->kind,
+				      .ns = in->ns,
+				      .name = in->name,
+				      .doc = y_clone(o->doc)};
 		y_set(y_submap(op.doc, "spec"), "replicas", y_int(n));
 		sobj_unref(o);
 		r = store_write(fs->store, &op, 1, &e);
@@ -197,8 +201,7 @@ int fs_set_replicas(struct fs *fs, struct inode *in, const char *buf, size_t len
 }
 
 /* Splits one events line "TYPE REASON OBJECT: MESSAGE" in place. */
-static int parse_event_line(char *line, char **type, char **reason, char **object,
-			    char **msg)
+static int parse_event_line(char *line, char **type, char **reason, char **object, char **msg)
 {
 	char *save = NULL;
 
@@ -209,7 +212,8 @@ static int parse_event_line(char *line, char **type, char **reason, char **objec
 	if (!*type || !*reason || !*object || !*msg || !**msg)
 		return -EINVAL;
 	size_t n = strlen(*object);
-	if ((*object)[n - 1] != ':' || n < 2 || (strcmp(*type, "Normal") && strcmp(*type, "Warning")))
+	if ((*object)[n - 1] != ':' || n < 2 ||
+	    (strcmp(*type, "Normal") && strcmp(*type, "Warning")))
 		return -EINVAL;
 	(*object)[n - 1] = 0;
 	return 0;
@@ -223,10 +227,13 @@ int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len)
 	struct err e = {0};
 
 	if (memchr(buf, 0, len))
-		return fs_reject(fs, ns, "events", err_set(&e, EINVAL, "events: the text contains NUL bytes"), &e);
+		return fs_reject(fs, ns, "events",
+				 err_set(&e, EINVAL, "events: the text contains NUL bytes"), &e);
 	for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
 		if (n == sizeof(lines) / sizeof(lines[0]))
-			return fs_reject(fs, ns, "events", err_set(&e, EINVAL, "events: at most %zu lines at once", n), &e);
+			return fs_reject(
+				fs, ns, "events",
+				err_set(&e, EINVAL, "events: at most %zu lines at once", n), &e);
 		if (*l)
 			lines[n++] = l;
 	}
@@ -235,7 +242,11 @@ int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len)
 	for (size_t i = 0; i < n; i++)
 		if (parse_event_line(lines[i], &type[i], &reason[i], &object[i], &msg[i]) < 0)
 			return fs_reject(fs, ns, "events",
-					 err_set(&e, EINVAL, "events: line %zu: expected \"Normal|Warning REASON OBJECT: MESSAGE\"", i + 1), &e);
+					 err_set(&e, EINVAL,
+						 "events: line %zu: expected \"Normal|Warning "
+						 "REASON OBJECT: MESSAGE\"",
+						 i + 1),
+					 &e);
 	for (size_t i = 0; i < n; i++)
 		store_event(fs->store, ns, type[i], reason[i], object[i], msg[i]);
 	return 0;

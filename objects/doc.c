@@ -202,8 +202,7 @@ struct ynode *y_take(struct ynode *m, const char *key)
 			continue;
 		struct ynode *v = m->v[i];
 		free(m->keys[i]);
-		memmove(m->keys + i, m->keys + i + 1,
-			(m->n - i - 1) * sizeof(*m->keys));
+		memmove(m->keys + i, m->keys + i + 1, (m->n - i - 1) * sizeof(*m->keys));
 		memmove(m->v + i, m->v + i + 1, (m->n - i - 1) * sizeof(*m->v));
 		m->n--;
 		return v;
@@ -227,7 +226,8 @@ void y_push(struct ynode *s, struct ynode *val)
 static bool is_special_float(const char *s)
 {
 	static const char *const names[] = {".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN", NULL};
-	const char *p = s + ((*s == '-' || *s == '+') && s[1] == '.' && tolower((unsigned char)s[2]) == 'i');
+	const char *p = s + ((*s == '-' || *s == '+') && s[1] == '.' &&
+			     tolower((unsigned char)s[2]) == 'i');
 	for (int i = 0; names[i]; i++)
 		if (!strcmp(p, names[i]))
 			return true;
@@ -270,7 +270,8 @@ static int parse_int(const char *s, int64_t *out)
 	if (!*digits)
 		return -1;
 	for (const char *q = digits; *q; q++)
-		if (base == 16 ? !isxdigit((unsigned char)*q) : (*q < '0' || *q > (base == 8 ? '7' : '9')))
+		if (base == 16 ? !isxdigit((unsigned char)*q)
+			       : (*q < '0' || *q > (base == 8 ? '7' : '9')))
 			return -1;
 	errno = 0;
 	long long v = strtoll(base == 10 ? s : digits, &end, base);
@@ -287,14 +288,15 @@ static void resolve_plain(struct ynode *n)
 	int64_t v;
 	int r;
 
-	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL")) {
+	if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	    !strcmp(s, "NULL")) {
 		n->type = Y_NULL;
 		free(n->str);
 		n->str = xstrdup("null");
 		return;
 	}
-	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") ||
-	    !strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) {
+	if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") || !strcmp(s, "false") ||
+	    !strcmp(s, "False") || !strcmp(s, "FALSE")) {
 		n->type = Y_BOOL;
 		n->i = (s[0] == 't' || s[0] == 'T');
 		free(n->str);
@@ -318,8 +320,7 @@ struct parser {
 	struct err *e;
 };
 
-static int parse_node(struct parser *p, yaml_event_t *ev, int depth,
-		      struct ynode **out);
+static int parse_node(struct parser *p, yaml_event_t *ev, int depth, struct ynode **out);
 
 static int next_event(struct parser *p, yaml_event_t *ev)
 {
@@ -327,14 +328,13 @@ static int next_event(struct parser *p, yaml_event_t *ev)
 		return 0;
 	return err_set(p->e, EINVAL, "invalid YAML at line %zu column %zu: %s%s%s",
 		       p->yp.problem_mark.line + 1, p->yp.problem_mark.column + 1,
-		       p->yp.problem ? p->yp.problem : "syntax error",
-		       p->yp.context ? " " : "", p->yp.context ? p->yp.context : "");
+		       p->yp.problem ? p->yp.problem : "syntax error", p->yp.context ? " " : "",
+		       p->yp.context ? p->yp.context : "");
 }
 
 static int parse_children(struct parser *p, struct ynode *n, int depth)
 {
-	yaml_event_type_t end = n->type == Y_MAP ? YAML_MAPPING_END_EVENT
-						 : YAML_SEQUENCE_END_EVENT;
+	yaml_event_type_t end = n->type == Y_MAP ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
 	for (;;) {
 		yaml_event_t ev;
 		struct ynode *key = NULL, *val = NULL;
@@ -373,8 +373,7 @@ static int parse_children(struct parser *p, struct ynode *n, int depth)
 }
 
 /* Builds the node that starts with ev (consumed) into *out. */
-static int parse_node(struct parser *p, yaml_event_t *ev, int depth,
-		      struct ynode **out)
+static int parse_node(struct parser *p, yaml_event_t *ev, int depth, struct ynode **out)
 {
 	int line = (int)ev->start_mark.line + 1;
 	struct ynode *n;
@@ -382,7 +381,8 @@ static int parse_node(struct parser *p, yaml_event_t *ev, int depth,
 
 	if (++p->nodes > Y_MAX_NODES || depth > Y_MAX_DEPTH) {
 		yaml_event_delete(ev);
-		return err_set(p->e, EINVAL, "line %d: document too large or too deeply nested", line);
+		return err_set(p->e, EINVAL, "line %d: document too large or too deeply nested",
+			       line);
 	}
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
@@ -399,7 +399,8 @@ static int parse_node(struct parser *p, yaml_event_t *ev, int depth,
 		break;
 	case YAML_ALIAS_EVENT:
 		yaml_event_delete(ev);
-		return err_set(p->e, EINVAL, "line %d: YAML aliases (*name) are not supported", line);
+		return err_set(p->e, EINVAL, "line %d: YAML aliases (*name) are not supported",
+			       line);
 	default:
 		yaml_event_delete(ev);
 		return err_set(p->e, EINVAL, "line %d: unexpected YAML event", line);
@@ -460,8 +461,7 @@ fail:
 	return r;
 }
 
-int y_parse(const char *buf, size_t len, struct ynode ***docs,
-	    size_t *ndocs, struct err *e)
+int y_parse(const char *buf, size_t len, struct ynode ***docs, size_t *ndocs, struct err *e)
 {
 	struct parser p = {.e = e};
 
@@ -511,8 +511,8 @@ static void emit_scalar(yaml_emitter_t *em, const char *s, enum ytype t)
 		style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 	else if (strchr(s, '\n'))
 		style = YAML_LITERAL_SCALAR_STYLE;
-	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s,
-				     (int)strlen(s), 1, 1, style);
+	yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)strlen(s), 1, 1,
+				     style);
 	yaml_emitter_emit(em, &ev);
 }
 

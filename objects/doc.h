@@ -21,12 +21,12 @@ enum ytype { Y_NULL, Y_BOOL, Y_INT, Y_FLOAT, Y_STR, Y_MAP, Y_SEQ };
 
 struct ynode {
 	enum ytype type;
-	char *str;	 /* scalar text; for Y_INT/Y_BOOL canonical form */
-	int64_t i;	 /* Y_INT value, Y_BOOL 0/1 */
-	size_t n, cap;	 /* children */
-	char **keys;	 /* Y_MAP keys */
+	char *str;	  /* scalar text; for Y_INT/Y_BOOL canonical form */
+	int64_t i;	  /* Y_INT value, Y_BOOL 0/1 */
+	size_t n, cap;	  /* children */
+	char **keys;	  /* Y_MAP keys */
 	struct ynode **v; /* Y_MAP values or Y_SEQ items */
-	int line;	 /* 1-based source line, 0 if built in code */
+	int line;	  /* 1-based source line, 0 if built in code */
 };
 
 /* Limits on what a parse accepts, against hostile input. */
@@ -67,8 +67,7 @@ void y_push(struct ynode *s, struct ynode *val);
  * or comment-only document is returned as Y_NULL. On failure returns
  * -EINVAL with a message that names the line.
  */
-int y_parse(const char *buf, size_t len, struct ynode ***docs,
-	    size_t *ndocs, struct err *e);
+int y_parse(const char *buf, size_t len, struct ynode ***docs, size_t *ndocs, struct err *e);
 /* Appends n as a YAML document (block style, sorted keys) to out. */
 void y_emit(const struct ynode *n, struct strbuf *out);
 

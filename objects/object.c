@@ -8,16 +8,15 @@
 #include <errno.h>
 #include <sys/random.h>
 
-int obj_parse_one(const char *buf, size_t len, struct ynode **out,
-		  struct err *e)
+int obj_parse_one(const char *buf, size_t len, struct ynode **out, struct err *e)
 {
 	struct ynode **docs = NULL;
 	size_t n = 0, real = 0;
 	int r;
 
 	if (len > OBJ_MAX_SIZE)
-		return err_set(e, EFBIG, "the document is %zu bytes; at most %d are accepted",
-			       len, OBJ_MAX_SIZE);
+		return err_set(e, EFBIG, "the document is %zu bytes; at most %d are accepted", len,
+			       OBJ_MAX_SIZE);
 	if ((r = y_parse(buf, len, &docs, &n, e)) < 0)
 		return r;
 	for (size_t i = 0; i < n; i++)
@@ -27,9 +26,11 @@ int obj_parse_one(const char *buf, size_t len, struct ynode **out,
 			y_free(docs[i]);
 		free(docs);
 		if (real == 0)
-			return err_set(e, EINVAL, "the file is empty: an object file holds one YAML document");
+			return err_set(e, EINVAL,
+				       "the file is empty: an object file holds one YAML document");
 		return err_set(e, EINVAL,
-			       "the file holds %zu documents: an object file holds one (write several to apply)",
+			       "the file holds %zu documents: an object file holds one (write "
+			       "several to apply)",
 			       real);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -42,8 +43,7 @@ int obj_parse_one(const char *buf, size_t len, struct ynode **out,
 	return 0;
 }
 
-static int check_api_version(const struct kind *k, struct ynode *doc,
-			     struct err *e)
+static int check_api_version(const struct kind *k, struct ynode *doc, struct err *e)
 {
 	struct ynode *av = y_get(doc, "apiVersion");
 
@@ -56,8 +56,8 @@ static int check_api_version(const struct kind *k, struct ynode *doc,
 	for (int i = 0; k->api_versions[i]; i++)
 		if (!strcmp(av->str, k->api_versions[i]))
 			return 0;
-	return err_set(e, EINVAL, "apiVersion: \"%s\" does not serve kind %s (use %s)",
-		       av->str, k->name, k->api_versions[0]);
+	return err_set(e, EINVAL, "apiVersion: \"%s\" does not serve kind %s (use %s)", av->str,
+		       k->name, k->api_versions[0]);
 }
 
 static int check_kind(const struct kind *k, struct ynode *doc, struct err *e)
@@ -75,8 +75,8 @@ static int check_kind(const struct kind *k, struct ynode *doc, struct err *e)
 }
 
 /* Fills or checks one metadata string field against what the path says. */
-static int check_meta_str(struct ynode *meta, const char *key,
-			  const char *want, const char *what, struct err *e)
+static int check_meta_str(struct ynode *meta, const char *key, const char *want, const char *what,
+			  struct err *e)
 {
 	struct ynode *v = y_get(meta, key);
 
@@ -87,8 +87,8 @@ static int check_meta_str(struct ynode *meta, const char *key,
 	if (v->type != Y_STR)
 		return err_set(e, EINVAL, "metadata.%s: must be a string", key);
 	if (strcmp(v->str, want))
-		return err_set(e, EINVAL, "metadata.%s: \"%s\" does not match %s \"%s\"",
-			       key, v->str, what, want);
+		return err_set(e, EINVAL, "metadata.%s: \"%s\" does not match %s \"%s\"", key,
+			       v->str, what, want);
 	return 0;
 }
 
@@ -97,7 +97,8 @@ static int check_name(const struct kind *k, const char *name, struct err *e)
 	if (!strcmp(k->name, "Namespace") || !strcmp(k->name, "Service")) {
 		int r = check_dns_label(name, "metadata.name", e);
 		if (r == 0 && !strcmp(k->name, "Service") && !(name[0] >= 'a' && name[0] <= 'z'))
-			r = err_set(e, EINVAL, "metadata.name: a Service name must start with a letter");
+			r = err_set(e, EINVAL,
+				    "metadata.name: a Service name must start with a letter");
 		return r;
 	}
 	return check_dns_subdomain(name, "metadata.name", e);
@@ -121,8 +122,8 @@ static void generate_name(struct ynode *meta)
 	y_set(meta, "name", y_str(name));
 }
 
-static int check_metadata(const struct kind *k, const char *ns,
-			  const char *name, struct ynode *doc, struct err *e)
+static int check_metadata(const struct kind *k, const char *ns, const char *name, struct ynode *doc,
+			  struct err *e)
 {
 	struct ynode *meta = y_get(doc, "metadata");
 	int r;
@@ -144,12 +145,13 @@ static int check_metadata(const struct kind *k, const char *ns,
 	if (k->namespaced)
 		return check_meta_str(meta, "namespace", ns, "the namespace", e);
 	if (y_get(meta, "namespace"))
-		return err_set(e, EINVAL, "metadata.namespace: %s is not a namespaced kind", k->name);
+		return err_set(e, EINVAL, "metadata.namespace: %s is not a namespaced kind",
+			       k->name);
 	return 0;
 }
 
-int obj_normalize(const struct kind *k, const char *ns, const char *name,
-		  struct ynode *doc, struct err *e)
+int obj_normalize(const struct kind *k, const char *ns, const char *name, struct ynode *doc,
+		  struct err *e)
 {
 	int r;
 
@@ -171,16 +173,16 @@ int obj_normalize(const struct kind *k, const char *ns, const char *name,
 	return r;
 }
 
-int obj_identify(struct ynode *doc, const char *default_ns,
-		 const struct kind **k, const char **ns, const char **name,
-		 struct err *e)
+int obj_identify(struct ynode *doc, const char *default_ns, const struct kind **k, const char **ns,
+		 const char **name, struct err *e)
 {
 	if (doc->type != Y_MAP)
 		return err_set(e, EINVAL, "the document must be a map of fields, not a %s",
 			       y_typename(doc->type));
 	const char *kn = y_path_str(doc, "kind");
 	if (!kn)
-		return err_set(e, EINVAL, "kind: required (a document applied without a path names its kind)");
+		return err_set(e, EINVAL,
+			       "kind: required (a document applied without a path names its kind)");
 	if (!(*k = kind_by_name(kn)))
 		return err_set(e, EINVAL, "kind: unknown kind \"%s\"", kn);
 	*ns = y_path_str(doc, "metadata.namespace");
@@ -210,8 +212,8 @@ static void new_uid(char out[37])
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-		 b[11], b[12], b[13], b[14], b[15]);
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
 }
 
 /* Whether a and b differ outside metadata and status: a spec change. */
@@ -230,8 +232,8 @@ static bool spec_differs(const struct ynode *a, const struct ynode *b)
 	return false;
 }
 
-static const char *const server_meta[] = {"uid", "resourceVersion", "generation",
-					  "creationTimestamp", "deletionTimestamp", NULL};
+static const char *const server_meta[] = {
+	"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp", NULL};
 
 static void copy_server_meta(struct ynode *meta, const struct ynode *from)
 {
@@ -244,20 +246,22 @@ static void copy_server_meta(struct ynode *meta, const struct ynode *from)
 	}
 }
 
-int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
-	      int64_t now, bool *changed, struct err *e)
+int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t now, bool *changed,
+	      struct err *e)
 {
 	struct ynode *meta = y_submap(doc, "metadata");
 	int64_t want = obj_rv(doc);
 	char buf[40];
 
 	if (want < 0)
-		return err_set(e, EINVAL, "metadata.resourceVersion: \"%s\" is not a resourceVersion",
+		return err_set(e, EINVAL,
+			       "metadata.resourceVersion: \"%s\" is not a resourceVersion",
 			       y_path_str(doc, "metadata.resourceVersion"));
 	if (cur && want && want != obj_rv(cur))
 		return err_set(e, ESTALE,
 			       "metadata.resourceVersion: %lld is stale (the object is at %lld): "
-			       "read it again and retry", (long long)want, (long long)obj_rv(cur));
+			       "read it again and retry",
+			       (long long)want, (long long)obj_rv(cur));
 	if (!cur) {
 		for (int i = 0; server_meta[i]; i++)
 			y_del(meta, server_meta[i]);
@@ -278,6 +282,7 @@ int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
 		*changed = !y_equal(doc, cur);
 	}
 	if (*changed)
-		y_set(meta, "resourceVersion", y_str((snprintf(buf, sizeof(buf), "%lld", (long long)rv), buf)));
+		y_set(meta, "resourceVersion",
+		      y_str((snprintf(buf, sizeof(buf), "%lld", (long long)rv), buf)));
 	return 0;
 }

@@ -21,8 +21,7 @@
  * Parses buf as the one document of an object file. Returns 0 with *out
  * (caller frees), or -EINVAL (bad YAML, no document, several documents).
  */
-int obj_parse_one(const char *buf, size_t len, struct ynode **out,
-		  struct err *e);
+int obj_parse_one(const char *buf, size_t len, struct ynode **out, struct err *e);
 
 /*
  * Makes doc an object of kind k named ns/name (ns is "" for cluster-scoped
@@ -30,17 +29,16 @@ int obj_parse_one(const char *buf, size_t len, struct ynode **out,
  * apiVersion, kind, metadata.name and metadata.namespace, rejects what
  * contradicts them, checks names, schema and the kind's own rules.
  */
-int obj_normalize(const struct kind *k, const char *ns, const char *name,
-		  struct ynode *doc, struct err *e);
+int obj_normalize(const struct kind *k, const char *ns, const char *name, struct ynode *doc,
+		  struct err *e);
 
 /*
  * For a document that names itself (apply): finds its kind and namespace
  * (defaulting to default_ns), and returns them. *ns and *name point into
  * doc or default_ns. Returns -EINVAL when the kind is unknown.
  */
-int obj_identify(struct ynode *doc, const char *default_ns,
-		 const struct kind **k, const char **ns, const char **name,
-		 struct err *e);
+int obj_identify(struct ynode *doc, const char *default_ns, const struct kind **k, const char **ns,
+		 const char **name, struct err *e);
 
 /*
  * Turns the user's normalized doc into the object to store, given the
@@ -49,8 +47,8 @@ int obj_identify(struct ynode *doc, const char *default_ns,
  * on create the server's fields in doc are ignored.
  * Sets *changed to whether anything but server fields differs from cur.
  */
-int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv,
-	      int64_t now, bool *changed, struct err *e);
+int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t now, bool *changed,
+	      struct err *e);
 
 /* metadata.resourceVersion of an object, 0 when absent, -1 when not a number. */
 int64_t obj_rv(const struct ynode *obj);

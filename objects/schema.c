@@ -14,31 +14,27 @@
 #include <ctype.h>
 #include <errno.h>
 
-static int check_value(const struct field *f, enum ftype type,
-		       const struct field *sub, struct ynode *n,
-		       const char *path, struct err *e);
+static int check_value(const struct field *f, enum ftype type, const struct field *sub,
+		       struct ynode *n, const char *path, struct err *e);
 
 static bool is_scalar(const struct ynode *n)
 {
 	return n->type != Y_MAP && n->type != Y_SEQ;
 }
 
-static int type_error(const struct ynode *n, const char *path,
-		      const char *want, struct err *e)
+static int type_error(const struct ynode *n, const char *path, const char *want, struct err *e)
 {
 	if (n->type == Y_STR && strcmp(want, "a string"))
-		return err_set(e, EINVAL, "%s: must be %s, not the string \"%s\"",
-			       path, want, n->str);
+		return err_set(e, EINVAL, "%s: must be %s, not the string \"%s\"", path, want,
+			       n->str);
 	if (n->type == Y_INT || n->type == Y_BOOL || n->type == Y_FLOAT)
-		return err_set(e, EINVAL, "%s: must be %s, not the %s %s%s", path,
-			       want, y_typename(n->type), n->str,
+		return err_set(e, EINVAL, "%s: must be %s, not the %s %s%s", path, want,
+			       y_typename(n->type), n->str,
 			       strcmp(want, "a string") ? "" : " (quote it)");
-	return err_set(e, EINVAL, "%s: must be %s, not a %s", path, want,
-		       y_typename(n->type));
+	return err_set(e, EINVAL, "%s: must be %s, not a %s", path, want, y_typename(n->type));
 }
 
-static int check_enum(const struct field *f, const struct ynode *n,
-		      const char *path, struct err *e)
+static int check_enum(const struct field *f, const struct ynode *n, const char *path, struct err *e)
 {
 	struct strbuf sb = {0};
 
@@ -47,14 +43,14 @@ static int check_enum(const struct field *f, const struct ynode *n,
 			return 0;
 	for (int i = 0; f->enums[i]; i++)
 		sb_printf(&sb, "%s%s", i ? ", " : "", f->enums[i]);
-	int r = err_set(e, EINVAL, "%s: unsupported value \"%s\": must be one of %s",
-			path, n->str, sb.buf);
+	int r = err_set(e, EINVAL, "%s: unsupported value \"%s\": must be one of %s", path, n->str,
+			sb.buf);
 	sb_free(&sb);
 	return r;
 }
 
-static int check_string(const struct field *f, const struct ynode *n,
-			const char *path, struct err *e)
+static int check_string(const struct field *f, const struct ynode *n, const char *path,
+			struct err *e)
 {
 	if (n->type != Y_STR)
 		return type_error(n, path, "a string", e);
@@ -78,7 +74,8 @@ static int check_port_name(const char *s, const char *path, struct err *e)
 		return err_set(e, EINVAL, "%s: a port name must be 1-15 characters", path);
 	for (const char *p = s; *p; p++) {
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
-			return err_set(e, EINVAL, "%s: a port name may contain only a-z, 0-9 and '-'", path);
+			return err_set(e, EINVAL,
+				       "%s: a port name may contain only a-z, 0-9 and '-'", path);
 		letter |= islower((unsigned char)*p) != 0;
 	}
 	if (!letter || s[0] == '-' || s[len - 1] == '-' || strstr(s, "--"))
@@ -86,8 +83,8 @@ static int check_port_name(const char *s, const char *path, struct err *e)
 	return 0;
 }
 
-static int check_scalar(const struct field *f, enum ftype type,
-			const struct ynode *n, const char *path, struct err *e)
+static int check_scalar(const struct field *f, enum ftype type, const struct ynode *n,
+			const char *path, struct err *e)
 {
 	int64_t milli;
 	unsigned flags = f ? f->flags : 0;
@@ -99,21 +96,29 @@ static int check_scalar(const struct field *f, enum ftype type,
 	case T_BOOL:
 		return n->type == Y_BOOL ? 0 : type_error(n, path, "a boolean", e);
 	case T_NUM:
-		return n->type == Y_INT || n->type == Y_FLOAT ? 0 : type_error(n, path, "a number", e);
+		return n->type == Y_INT || n->type == Y_FLOAT ? 0
+							      : type_error(n, path, "a number", e);
 	case T_INT:
 		if (n->type != Y_INT)
 			return type_error(n, path, "an integer", e);
 		if ((flags & F_NONNEG) && n->i < 0)
-			return err_set(e, EINVAL, "%s: must be greater than or equal to 0, not %lld", path, (long long)n->i);
+			return err_set(e, EINVAL,
+				       "%s: must be greater than or equal to 0, not %lld", path,
+				       (long long)n->i);
 		if ((flags & F_POSITIVE) && n->i <= 0)
-			return err_set(e, EINVAL, "%s: must be greater than 0, not %lld", path, (long long)n->i);
+			return err_set(e, EINVAL, "%s: must be greater than 0, not %lld", path,
+				       (long long)n->i);
 		if ((flags & F_PORT) && (n->i < 1 || n->i > 65535))
-			return err_set(e, EINVAL, "%s: must be a port number between 1 and 65535, not %lld", path, (long long)n->i);
+			return err_set(e, EINVAL,
+				       "%s: must be a port number between 1 and 65535, not %lld",
+				       path, (long long)n->i);
 		return 0;
 	case T_INTSTR:
 		if (n->type == Y_INT)
 			return (flags & F_PORT) && (n->i < 1 || n->i > 65535)
-				       ? err_set(e, EINVAL, "%s: must be a port number between 1 and 65535", path)
+				       ? err_set(e, EINVAL,
+						 "%s: must be a port number between 1 and 65535",
+						 path)
 				       : 0;
 		if (n->type != Y_STR)
 			return type_error(n, path, "an integer or a string", e);
@@ -122,7 +127,9 @@ static int check_scalar(const struct field *f, enum ftype type,
 		if (n->type != Y_STR && n->type != Y_INT && n->type != Y_FLOAT)
 			return type_error(n, path, "a quantity (such as 500m, 2 or 128Mi)", e);
 		if (parse_quantity(n->str, &milli) < 0)
-			return err_set(e, EINVAL, "%s: \"%s\" is not a quantity (such as 500m, 2 or 128Mi)", path, n->str);
+			return err_set(e, EINVAL,
+				       "%s: \"%s\" is not a quantity (such as 500m, 2 or 128Mi)",
+				       path, n->str);
 		return 0;
 	case T_BYTES:
 		if (n->type != Y_STR)
@@ -135,8 +142,7 @@ static int check_scalar(const struct field *f, enum ftype type,
 	}
 }
 
-static int check_list(const struct field *f, struct ynode *n,
-		      const char *path, struct err *e)
+static int check_list(const struct field *f, struct ynode *n, const char *path, struct err *e)
 {
 	if (n->type != Y_SEQ)
 		return type_error(n, path, "a list", e);
@@ -149,8 +155,7 @@ static int check_list(const struct field *f, struct ynode *n,
 	return 0;
 }
 
-static int check_map(const struct field *f, struct ynode *n,
-		     const char *path, struct err *e)
+static int check_map(const struct field *f, struct ynode *n, const char *path, struct err *e)
 {
 	if (n->type != Y_MAP)
 		return type_error(n, path, "a map", e);
@@ -170,9 +175,8 @@ static int check_map(const struct field *f, struct ynode *n,
 }
 
 /* Checks n, which the table calls f (NULL for list and map elements). */
-static int check_value(const struct field *f, enum ftype type,
-		       const struct field *sub, struct ynode *n,
-		       const char *path, struct err *e)
+static int check_value(const struct field *f, enum ftype type, const struct field *sub,
+		       struct ynode *n, const char *path, struct err *e)
 {
 	switch (type) {
 	case T_ANY:
@@ -214,8 +218,7 @@ static const struct field *find_field(const struct field *fields, const char *na
 	return NULL;
 }
 
-int schema_check(const struct field *fields, struct ynode *n,
-		 const char *path, struct err *e)
+int schema_check(const struct field *fields, struct ynode *n, const char *path, struct err *e)
 {
 	const char *dot = *path ? "." : "";
 	int r;
@@ -265,7 +268,8 @@ int check_dns_label(const char *s, const char *path, struct err *e)
 	for (size_t i = 0; i < len; i++) {
 		if (!is_alnum_lower(s[i]) && !(s[i] == '-' && i > 0 && i < len - 1))
 			return err_set(e, EINVAL,
-				       "%s: \"%s\" is not a valid name: lower case letters, digits and '-', "
+				       "%s: \"%s\" is not a valid name: lower case letters, digits "
+				       "and '-', "
 				       "starting and ending with a letter or digit (RFC 1123)",
 				       path, s);
 	}
@@ -282,10 +286,11 @@ int check_dns_subdomain(const char *s, const char *path, struct err *e)
 		bool edge = i == 0 || i == len - 1 || s[i - 1] == '.' || s[i + 1] == '.';
 		if (is_alnum_lower(s[i]) || ((s[i] == '-' || s[i] == '.') && !edge))
 			continue;
-		return err_set(e, EINVAL,
-			       "%s: \"%s\" is not a valid name: lower case letters, digits, '-' and '.', "
-			       "starting and ending with a letter or digit (RFC 1123)",
-			       path, s);
+		return err_set(
+			e, EINVAL,
+			"%s: \"%s\" is not a valid name: lower case letters, digits, '-' and '.', "
+			"starting and ending with a letter or digit (RFC 1123)",
+			path, s);
 	}
 	return 0;
 }
@@ -313,12 +318,14 @@ int check_label_key(const char *s, const char *path, struct err *e)
 		cleanup_free char *prefix = xstrndup(s, slash - s);
 		struct err ignored;
 		if (check_dns_subdomain(prefix, path, &ignored) < 0)
-			return err_set(e, EINVAL, "%s: key prefix \"%s\" must be a DNS subdomain", path, prefix);
+			return err_set(e, EINVAL, "%s: key prefix \"%s\" must be a DNS subdomain",
+				       path, prefix);
 	}
 	if (!label_token_ok(name, strlen(name)))
 		return err_set(e, EINVAL,
 			       "%s: invalid key \"%s\": the name part must be 1-63 characters of "
-			       "letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+			       "letters, digits, '-', '_' and '.', starting and ending with a "
+			       "letter or digit",
 			       path, s);
 	return 0;
 }
@@ -326,10 +333,11 @@ int check_label_key(const char *s, const char *path, struct err *e)
 int check_label_value(const char *s, const char *path, struct err *e)
 {
 	if (*s && !label_token_ok(s, strlen(s)))
-		return err_set(e, EINVAL,
-			       "%s: invalid label value \"%s\": at most 63 characters of letters, digits, "
-			       "'-', '_' and '.', starting and ending with a letter or digit",
-			       path, s);
+		return err_set(
+			e, EINVAL,
+			"%s: invalid label value \"%s\": at most 63 characters of letters, digits, "
+			"'-', '_' and '.', starting and ending with a letter or digit",
+			path, s);
 	return 0;
 }
 
@@ -338,11 +346,19 @@ int parse_quantity(const char *s, int64_t *milli)
 	static const struct {
 		const char *suffix;
 		double mult;
-	} units[] = {{"m", 1e-3}, {"k", 1e3},	      {"M", 1e6},
-		     {"G", 1e9},  {"T", 1e12},	      {"P", 1e15},
-		     {"E", 1e18}, {"Ki", 1024.0},     {"Mi", 1048576.0},
-		     {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-		     {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0},
+	} units[] = {{"m", 1e-3},
+		     {"k", 1e3},
+		     {"M", 1e6},
+		     {"G", 1e9},
+		     {"T", 1e12},
+		     {"P", 1e15},
+		     {"E", 1e18},
+		     {"Ki", 1024.0},
+		     {"Mi", 1048576.0},
+		     {"Gi", 1073741824.0},
+		     {"Ti", 1099511627776.0},
+		     {"Pi", 1125899906842624.0},
+		     {"Ei", 1152921504606846976.0},
 		     {"", 1}};
 	char *end;
 
@@ -410,7 +426,8 @@ long base64_decode(const char *s, unsigned char *out)
 
 char *base64_encode(const unsigned char *p, size_t n)
 {
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *out = xmalloc((n + 2) / 3 * 4 + 1), *o = out;
 
 	for (size_t i = 0; i < n; i += 3) {

@@ -32,55 +32,94 @@ enum ftype {
 };
 
 enum {
-	F_REQUIRED = 1 << 0, /* must be present (and, for strings, non-empty) */
-	F_NONNEG = 1 << 1,   /* T_INT: >= 0 */
-	F_POSITIVE = 1 << 2, /* T_INT: > 0 */
-	F_DNS_LABEL = 1 << 3, /* T_STR: RFC 1123 label (a container name) */
+	F_REQUIRED = 1 << 0,	  /* must be present (and, for strings, non-empty) */
+	F_NONNEG = 1 << 1,	  /* T_INT: >= 0 */
+	F_POSITIVE = 1 << 2,	  /* T_INT: > 0 */
+	F_DNS_LABEL = 1 << 3,	  /* T_STR: RFC 1123 label (a container name) */
 	F_DNS_SUBDOMAIN = 1 << 4, /* T_STR: RFC 1123 subdomain */
-	F_LABELS = 1 << 5,   /* T_MAP of T_STR: label keys and values */
-	F_ANNOTATIONS = 1 << 6, /* T_MAP of T_STR: annotation keys */
-	F_PORT = 1 << 7,     /* T_INT: 1..65535; T_INTSTR: that or an IANA name */
+	F_LABELS = 1 << 5,	  /* T_MAP of T_STR: label keys and values */
+	F_ANNOTATIONS = 1 << 6,	  /* T_MAP of T_STR: annotation keys */
+	F_PORT = 1 << 7,	  /* T_INT: 1..65535; T_INTSTR: that or an IANA name */
 };
 
 struct field;
 /* An extra check for one field's value; path names it for messages. */
-typedef int (*field_check_fn)(const struct ynode *n, const char *path,
-			      struct err *e);
+typedef int (*field_check_fn)(const struct ynode *n, const char *path, struct err *e);
 
 struct field {
 	const char *name;
 	enum ftype type;
-	enum ftype elem;	    /* T_LIST, T_MAP: element type */
-	const struct field *sub;    /* T_OBJ, or elem T_OBJ: its fields */
+	enum ftype elem;	 /* T_LIST, T_MAP: element type */
+	const struct field *sub; /* T_OBJ, or elem T_OBJ: its fields */
 	unsigned flags;
-	const char *def;	    /* default, as YAML scalar text */
-	const char *const *enums;   /* allowed string values, NULL-terminated */
+	const char *def;	  /* default, as YAML scalar text */
+	const char *const *enums; /* allowed string values, NULL-terminated */
 	field_check_fn check;
 };
 
 /* Shorthands for tables. Every table ends with {0}. */
-#define FSTR(n, ...) {.name = n, .type = T_STR, __VA_ARGS__}
-#define FINT(n, ...) {.name = n, .type = T_INT, __VA_ARGS__}
-#define FBOOL(n, ...) {.name = n, .type = T_BOOL, __VA_ARGS__}
-#define FNUM(n, ...) {.name = n, .type = T_NUM, __VA_ARGS__}
-#define FQTY(n, ...) {.name = n, .type = T_QTY, __VA_ARGS__}
-#define FINTSTR(n, ...) {.name = n, .type = T_INTSTR, __VA_ARGS__}
-#define FANY(n, ...) {.name = n, .type = T_ANY, __VA_ARGS__}
-#define FOBJ(n, s, ...) {.name = n, .type = T_OBJ, .sub = s, __VA_ARGS__}
-#define FLIST(n, s, ...) {.name = n, .type = T_LIST, .elem = T_OBJ, .sub = s, __VA_ARGS__}
-#define FSTRLIST(n, ...) {.name = n, .type = T_LIST, .elem = T_STR, __VA_ARGS__}
-#define FSTRMAP(n, ...) {.name = n, .type = T_MAP, .elem = T_STR, __VA_ARGS__}
-#define FQTYMAP(n, ...) {.name = n, .type = T_MAP, .elem = T_QTY, __VA_ARGS__}
-#define ENUM(...) .enums = (const char *const[]){__VA_ARGS__, NULL}
+#define FSTR(n, ...)                                                                               \
+	{                                                                                          \
+		.name = n, .type = T_STR, __VA_ARGS__                                              \
+	}
+#define FINT(n, ...)                                                                               \
+	{                                                                                          \
+		.name = n, .type = T_INT, __VA_ARGS__                                              \
+	}
+#define FBOOL(n, ...)                                                                              \
+	{                                                                                          \
+		.name = n, .type = T_BOOL, __VA_ARGS__                                             \
+	}
+#define FNUM(n, ...)                                                                               \
+	{                                                                                          \
+		.name = n, .type = T_NUM, __VA_ARGS__                                              \
+	}
+#define FQTY(n, ...)                                                                               \
+	{                                                                                          \
+		.name = n, .type = T_QTY, __VA_ARGS__                                              \
+	}
+#define FINTSTR(n, ...)                                                                            \
+	{                                                                                          \
+		.name = n, .type = T_INTSTR, __VA_ARGS__                                           \
+	}
+#define FANY(n, ...)                                                                               \
+	{                                                                                          \
+		.name = n, .type = T_ANY, __VA_ARGS__                                              \
+	}
+#define FOBJ(n, s, ...)                                                                            \
+	{                                                                                          \
+		.name = n, .type = T_OBJ, .sub = s, __VA_ARGS__                                    \
+	}
+#define FLIST(n, s, ...)                                                                           \
+	{                                                                                          \
+		.name = n, .type = T_LIST, .elem = T_OBJ, .sub = s, __VA_ARGS__                    \
+	}
+#define FSTRLIST(n, ...)                                                                           \
+	{                                                                                          \
+		.name = n, .type = T_LIST, .elem = T_STR, __VA_ARGS__                              \
+	}
+#define FSTRMAP(n, ...)                                                                            \
+	{                                                                                          \
+		.name = n, .type = T_MAP, .elem = T_STR, __VA_ARGS__                               \
+	}
+#define FQTYMAP(n, ...)                                                                            \
+	{                                                                                          \
+		.name = n, .type = T_MAP, .elem = T_QTY, __VA_ARGS__                               \
+	}
+#define ENUM(...)                                                                                  \
+	.enums = (const char *const[])                                                             \
+	{                                                                                          \
+		__VA_ARGS__, NULL                                                                  \
+	}
 
 struct kind {
-	const char *name;		  /* "Deployment" */
-	const char *plural;		  /* "deployments": its directory */
+	const char *name;		 /* "Deployment" */
+	const char *plural;		 /* "deployments": its directory */
 	const char *const *api_versions; /* accepted; the first is shown */
 	int namespaced;
-	int scalable;			  /* spec.replicas, and NAME/replicas */
-	int secret;			  /* files readable by the owner only */
-	const struct field *fields;	  /* besides apiVersion, kind, metadata */
+	int scalable;		    /* spec.replicas, and NAME/replicas */
+	int secret;		    /* files readable by the owner only */
+	const struct field *fields; /* besides apiVersion, kind, metadata */
 	/* Cross-field checks and defaults, after the table's; may be NULL. */
 	int (*validate)(struct ynode *obj, struct err *e);
 };
@@ -98,8 +137,7 @@ extern const struct field metadata_fields[];
  * n for messages ("" at the top). Fills defaults into n. Returns 0, or
  * -EINVAL with e naming the first bad field.
  */
-int schema_check(const struct field *fields, struct ynode *n,
-		 const char *path, struct err *e);
+int schema_check(const struct field *fields, struct ynode *n, const char *path, struct err *e);
 
 /* Name and label syntax, as Kubernetes defines it. Return 0 or -EINVAL. */
 int check_dns_label(const char *s, const char *path, struct err *e);

@@ -22,8 +22,7 @@ int sel_parse(const char *text, struct selector **out, struct err *e);
  * matchExpressions) or, when n has neither key, from a plain map of
  * label -> value. path names n in messages. Caller frees *out.
  */
-int sel_from_doc(const struct ynode *n, const char *path,
-		 struct selector **out, struct err *e);
+int sel_from_doc(const struct ynode *n, const char *path, struct selector **out, struct err *e);
 /* Whether the labels map (may be NULL: no labels) satisfies s. */
 bool sel_matches(const struct selector *s, const struct ynode *labels);
 /* Whether s has no requirements (and so matches everything). */

@@ -26,11 +26,11 @@
 #include <time.h>
 
 #define CHANGE_LOG_KEEP 100000
-#define EVENTS_MAX (1 << 20)
-#define EVENT_MSG_MAX 4096
-#define EVENTS_KEEP 20000
+#define EVENTS_MAX	(1 << 20)
+#define EVENT_MSG_MAX	4096
+#define EVENTS_KEEP	20000
 #define MAX_SUBSCRIBERS 8
-#define STMT_CACHE 16
+#define STMT_CACHE	16
 
 const char *const change_names[] = {"NONE", "ADDED", "MODIFIED", "DELETED"};
 
@@ -133,8 +133,8 @@ static struct sobj *sobj_tombstone(const struct kind *k, const char *ns, const c
 }
 
 /* Builds an object around doc (consumed), rendering it. */
-static struct sobj *sobj_new(const struct kind *k, const char *ns,
-			     const char *name, struct ynode *doc, int64_t mtime)
+static struct sobj *sobj_new(const struct kind *k, const char *ns, const char *name,
+			     struct ynode *doc, int64_t mtime)
 {
 	struct sobj *o = xcalloc(1, sizeof(*o));
 	struct strbuf sb = {0};
@@ -158,8 +158,8 @@ static char *coll_key(const struct kind *k, const char *ns)
 }
 
 /* Puts o (reference consumed) or, when o is NULL, removes path's entry. */
-static void index_set(struct store *s, const struct kind *k, const char *ns,
-		      const char *name, struct sobj *o)
+static void index_set(struct store *s, const struct kind *k, const char *ns, const char *name,
+		      struct sobj *o)
 {
 	cleanup_free char *key = coll_key(k, ns);
 	struct strmap *c = strmap_get(s->colls, key);
@@ -173,16 +173,15 @@ static void index_set(struct store *s, const struct kind *k, const char *ns,
 		strmap_free(strmap_del(s->colls, key));
 }
 
-static struct sobj *index_get(struct store *s, const struct kind *k,
-			      const char *ns, const char *name)
+static struct sobj *index_get(struct store *s, const struct kind *k, const char *ns,
+			      const char *name)
 {
 	cleanup_free char *key = coll_key(k, ns);
 	struct strmap *c = strmap_get(s->colls, key);
 	return c ? strmap_get(c, name) : NULL;
 }
 
-struct sobj *store_get(struct store *s, const struct kind *k, const char *ns,
-		       const char *name)
+struct sobj *store_get(struct store *s, const struct kind *k, const char *ns, const char *name)
 {
 	pthread_rwlock_rdlock(&s->lock);
 	struct sobj *o = sobj_ref(index_get(s, k, ns, name));
@@ -220,8 +219,7 @@ static void collect_name(const char *key, void *val, void *arg)
 	l->names[l->n++] = xstrdup(key);
 }
 
-char **store_list(struct store *s, const struct kind *k, const char *ns,
-		  size_t *n)
+char **store_list(struct store *s, const struct kind *k, const char *ns, size_t *n)
 {
 	cleanup_free char *key = coll_key(k, ns);
 	struct name_list l = {0};
@@ -284,7 +282,8 @@ static sqlite3_stmt *cached_stmt(struct store *s, const char *sql)
 		fprintf(stderr, "clusterfs: store: statement cache full\n");
 		abort();
 	}
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmts[i], NULL) !=
+	    SQLITE_OK)
 		return NULL;
 	s->stmt_sql[i] = sql;
 	return s->stmts[i];
@@ -332,7 +331,8 @@ static const char schema_sql[] =
 
 static int open_db(const char *path, sqlite3 **db, struct err *e)
 {
-	if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	if (sqlite3_open_v2(path, db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			    NULL) != SQLITE_OK)
 		return err_set(e, EIO, "store: cannot open %s: %s", path, sqlite3_errmsg(*db));
 	sqlite3_busy_timeout(*db, 10000);
@@ -401,9 +401,7 @@ static void load_events(struct store *s)
 {
 	cleanup_stmt sqlite3_stmt *st = NULL;
 
-	sqlite3_prepare_v2(s->db,
-			   "SELECT ns, line FROM events ORDER BY id",
-			   -1, &st, NULL);
+	sqlite3_prepare_v2(s->db, "SELECT ns, line FROM events ORDER BY id", -1, &st, NULL);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		events_append(s, (const char *)sqlite3_column_text(st, 0),
 			      (const char *)sqlite3_column_text(st, 1));
@@ -454,7 +452,8 @@ struct store *store_open(const char *dir, struct err *e)
 	pthread_cond_init(&s->qcond, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
 	pthread_cond_init(&s->qcond_ckpt, NULL);
-	if (open_db(path, &s->db, e) < 0 || open_db(path, &s->rdb, e) < 0 || load_objects(s, e) < 0) {
+	if (open_db(path, &s->db, e) < 0 || open_db(path, &s->rdb, e) < 0 ||
+	    load_objects(s, e) < 0) {
 		store_close(s);
 		return NULL;
 	}
@@ -511,9 +510,8 @@ void store_close(struct store *s)
 }
 
 /* The object at path as this group sees it, or NULL. Not referenced. */
-static struct sobj *group_get(struct store *s, struct group *g,
-			      struct group *req, const struct kind *k,
-			      const char *ns, const char *name)
+static struct sobj *group_get(struct store *s, struct group *g, struct group *req,
+			      const struct kind *k, const char *ns, const char *name)
 {
 	cleanup_free char *path = obj_path(k, ns, name);
 	struct sobj *o = strmap_get(req->overlay, path);
@@ -548,8 +546,7 @@ static void scan_index(const char *name, void *val, void *arg)
 }
 
 /* Whether namespace ns holds no objects, as this group sees it. */
-static bool ns_empty(struct store *s, struct group *g, struct group *req,
-		     const char *ns)
+static bool ns_empty(struct store *s, struct group *g, struct group *req, const char *ns)
 {
 	cleanup_free char *prefix = xasprintf("namespaces/%s/", ns);
 	struct ns_scan c = {s, g, req, prefix, strlen(prefix), false};
@@ -565,25 +562,24 @@ static bool ns_empty(struct store *s, struct group *g, struct group *req,
 	return !c.found;
 }
 
-static void group_note(struct group *g, int64_t rev, enum change ch,
-		       const char *path)
+static void group_note(struct group *g, int64_t rev, enum change ch, const char *path)
 {
 	if (g->nchanges == g->cap)
-		g->changes = xrealloc(g->changes, (g->cap = g->cap ? g->cap * 2 : 16) * sizeof(*g->changes));
+		g->changes = xrealloc(g->changes,
+				      (g->cap = g->cap ? g->cap * 2 : 16) * sizeof(*g->changes));
 	g->changes[g->nchanges++] = (struct pending_change){rev, ch, xstrdup(path)};
 }
 
-static int log_change(struct store *s, struct group *req, enum change ch,
-		      const char *path)
+static int log_change(struct store *s, struct group *req, enum change ch, const char *path)
 {
 	int64_t rev = ++req->rev;
 	group_note(req, rev, ch, path);
-	return sql_run(s, "INSERT INTO changes(rev, type, path) VALUES(?, ?, ?)", "iit",
-		       rev, (int64_t)ch, path);
+	return sql_run(s, "INSERT INTO changes(rev, type, path) VALUES(?, ?, ?)", "iit", rev,
+		       (int64_t)ch, path);
 }
 
-static int op_delete(struct store *s, struct group *g, struct group *req,
-		     struct store_op *op, struct err *e)
+static int op_delete(struct store *s, struct group *g, struct group *req, struct store_op *op,
+		     struct err *e)
 {
 	struct sobj *cur = group_get(s, g, req, op->kind, op->ns, op->name);
 	cleanup_free char *path = obj_path(op->kind, op->ns, op->name);
@@ -592,8 +588,8 @@ static int op_delete(struct store *s, struct group *g, struct group *req,
 	if (!cur)
 		return err_set(e, ENOENT, "%s does not exist", path);
 	if (!strcmp(op->kind->name, "Namespace") && !ns_empty(s, g, req, op->name))
-		return err_set(e, ENOTEMPTY, "namespace %s is not empty: delete what it holds first",
-			       op->name);
+		return err_set(e, ENOTEMPTY,
+			       "namespace %s is not empty: delete what it holds first", op->name);
 	if ((r = sql_run(s, "DELETE FROM objects WHERE path=?", "t", path)) < 0 ||
 	    (r = log_change(s, req, CH_DELETED, path)) < 0)
 		return err_set(e, -r, "store: %s", sqlite3_errmsg(s->db));
@@ -603,8 +599,8 @@ static int op_delete(struct store *s, struct group *g, struct group *req,
 	return 0;
 }
 
-static int op_put(struct store *s, struct group *g, struct group *req,
-		  struct store_op *op, struct err *e)
+static int op_put(struct store *s, struct group *g, struct group *req, struct store_op *op,
+		  struct err *e)
 {
 	struct sobj *cur = group_get(s, g, req, op->kind, op->ns, op->name);
 	cleanup_free char *path = obj_path(op->kind, op->ns, op->name);
@@ -671,8 +667,8 @@ static void run_request(struct store *s, struct group *g, struct request *rq)
 				   op->name);
 	}
 	if (rq->event_line) {
-		r = sql_run(s, "INSERT INTO events(ns, line) VALUES(?, ?)", "tt",
-			    rq->event_ns, rq->event_line);
+		r = sql_run(s, "INSERT INTO events(ns, line) VALUES(?, ?)", "tt", rq->event_ns,
+			    rq->event_line);
 		s->events_added++;
 	}
 	if (r < 0) {
@@ -873,16 +869,16 @@ int store_write(struct store *s, struct store_op *ops, size_t n, struct err *e)
 	return rq.result;
 }
 
-void store_event(struct store *s, const char *ns, const char *type,
-		 const char *reason, const char *object, const char *msg)
+void store_event(struct store *s, const char *ns, const char *type, const char *reason,
+		 const char *object, const char *msg)
 {
 	char ts[32];
 	struct request *rq = xcalloc(1, sizeof(*rq));
 
 	fmt_time(now_ns(), ts);
 	rq->event_ns = xstrdup(ns);
-	rq->event_line = xasprintf("%s %s %s %s: %.*s%s\n", ts, type, reason, object, EVENT_MSG_MAX, msg,
-				   strlen(msg) > EVENT_MSG_MAX ? "..." : "");
+	rq->event_line = xasprintf("%s %s %s %s: %.*s%s\n", ts, type, reason, object, EVENT_MSG_MAX,
+				   msg, strlen(msg) > EVENT_MSG_MAX ? "..." : "");
 	for (char *p = rq->event_line; p[1]; p++)
 		if (*p == '\n')
 			*p = ' ';
@@ -948,7 +944,8 @@ int store_replay(struct store *s, int64_t rev, store_watch_fn fn, void *arg)
 	if (rev < meta_get(s->rdb, "log_floor")) {
 		r = -ESTALE;
 	} else {
-		sqlite3_prepare_v2(s->rdb, "SELECT rev, type, path FROM changes WHERE rev > ? ORDER BY rev",
+		sqlite3_prepare_v2(s->rdb,
+				   "SELECT rev, type, path FROM changes WHERE rev > ? ORDER BY rev",
 				   -1, &st, NULL);
 		sqlite3_bind_int64(st, 1, rev);
 		while (sqlite3_step(st) == SQLITE_ROW)

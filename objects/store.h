@@ -25,11 +25,11 @@
 struct sobj {
 	int refs; /* atomic */
 	const struct kind *kind;
-	char *ns;   /* "" for cluster-scoped kinds */
+	char *ns; /* "" for cluster-scoped kinds */
 	char *name;
 	char *path; /* "namespaces/NS/PLURAL/NAME.yaml" or "PLURAL/NAME.yaml" */
 	int64_t rv;
-	int64_t mtime; /* ns since the epoch of the last change */
+	int64_t mtime;	   /* ns since the epoch of the last change */
 	struct ynode *doc; /* NULL only in the store's record of a deletion */
 	char *yaml;	   /* doc rendered */
 	size_t len;
@@ -67,15 +67,13 @@ struct store *store_open(const char *dir, struct err *e);
 void store_close(struct store *s);
 
 /* A reference to the object, or NULL. Caller drops it with sobj_unref. */
-struct sobj *store_get(struct store *s, const struct kind *k, const char *ns,
-		       const char *name);
+struct sobj *store_get(struct store *s, const struct kind *k, const char *ns, const char *name);
 /* Whether the object exists. */
 bool store_exists(struct store *s, const struct kind *k, const char *ns, const char *name);
 /* How many objects of k are in ns. */
 size_t store_count(struct store *s, const struct kind *k, const char *ns);
 /* Names of the objects of k in ns, sorted. Caller frees each and the array. */
-char **store_list(struct store *s, const struct kind *k, const char *ns,
-		  size_t *n);
+char **store_list(struct store *s, const struct kind *k, const char *ns, size_t *n);
 int64_t store_revision(struct store *s);
 
 /*
@@ -84,19 +82,17 @@ int64_t store_revision(struct store *s);
  * ESTALE for a stale resourceVersion, ENOTEMPTY, ENOSPC, EIO...).
  * Every op's doc is consumed, whatever the result.
  */
-int store_write(struct store *s, struct store_op *ops, size_t n,
-		struct err *e);
+int store_write(struct store *s, struct store_op *ops, size_t n, struct err *e);
 
 /* Events: ns is "" for the cluster's log. Lines are kept and persisted. */
-void store_event(struct store *s, const char *ns, const char *type,
-		 const char *reason, const char *object, const char *msg);
+void store_event(struct store *s, const char *ns, const char *type, const char *reason,
+		 const char *object, const char *msg);
 /* A copy of ns's events text; caller frees. */
 char *store_events(struct store *s, const char *ns, size_t *len);
 size_t store_events_size(struct store *s, const char *ns);
 
 /* Called after each committed change, in revision order, unlocked. */
-typedef void (*store_watch_fn)(void *arg, int64_t rev, enum change ch,
-			       const char *path);
+typedef void (*store_watch_fn)(void *arg, int64_t rev, enum change ch, const char *path);
 void store_subscribe(struct store *s, store_watch_fn fn, void *arg);
 void store_unsubscribe(struct store *s, store_watch_fn fn, void *arg);
 /*

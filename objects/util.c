@@ -288,8 +288,8 @@ size_t strmap_count(const struct strmap *m)
 	return m->count;
 }
 
-void strmap_each(const struct strmap *m,
-		 void (*fn)(const char *key, void *val, void *arg), void *arg)
+void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, void *arg),
+		 void *arg)
 {
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->keys[i] && m->keys[i] != TOMB)

@@ -23,11 +23,9 @@ struct err {
 };
 
 /* Sets e (which may be NULL) and returns -code. */
-int err_set(struct err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Prepends "PREFIX: " to e's message, keeping its code. */
-void err_prefix(struct err *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void err_prefix(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -43,8 +41,8 @@ static inline void cleanup_freep(void *p)
 }
 void cleanup_closep(int *fd);
 void cleanup_fclosep(FILE **f);
-#define cleanup_free __attribute__((cleanup(cleanup_freep)))
-#define cleanup_close __attribute__((cleanup(cleanup_closep)))
+#define cleanup_free   __attribute__((cleanup(cleanup_freep)))
+#define cleanup_close  __attribute__((cleanup(cleanup_closep)))
 #define cleanup_fclose __attribute__((cleanup(cleanup_fclosep)))
 
 /* A growable byte buffer, always NUL-terminated after len. */
@@ -55,8 +53,7 @@ struct strbuf {
 void sb_grow(struct strbuf *sb, size_t extra);
 void sb_append(struct strbuf *sb, const void *p, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
-void sb_printf(struct strbuf *sb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets the length to size, zero-filling what it adds. */
 void sb_truncate(struct strbuf *sb, size_t size);
 /* Hands the buffer to the caller (who frees it) and resets sb. */
@@ -74,8 +71,8 @@ void *strmap_put(struct strmap *m, const char *key, void *val);
 void *strmap_del(struct strmap *m, const char *key);
 size_t strmap_count(const struct strmap *m);
 /* Calls fn for each entry in no particular order; fn must not change m. */
-void strmap_each(const struct strmap *m,
-		 void (*fn)(const char *key, void *val, void *arg), void *arg);
+void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, void *arg),
+		 void *arg);
 
 int64_t now_ns(void);
 /* Formats t (ns since the epoch) as RFC 3339 UTC into buf[32]. */
