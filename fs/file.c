@@ -15,8 +15,16 @@
 #include <fcntl.h>
 
 /* Frees a handle and lets go of what it holds. */
-static void handle_free(struct fs *fs, struct handle *h)
+void handle_free(struct fs *fs, struct handle *h)
 {
+	pthread_mutex_lock(&fs->hlock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->hlock);
 	if (h->created)
 		pending_add(fs, h->inode->key, -1);
 	if (h->scratch)
@@ -28,12 +36,18 @@ static void handle_free(struct fs *fs, struct handle *h)
 	free(h);
 }
 
-static struct handle *handle_new(enum htype t, struct inode *in)
+static struct handle *handle_new(struct fs *fs, enum htype t, struct inode *in)
 {
 	struct handle *h = xcalloc(1, sizeof(*h));
 	h->type = t;
 	h->inode = in;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&fs->hlock);
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->hlock);
 	return h;
 }
 
@@ -45,7 +59,7 @@ static int open_object(struct fs *fs, struct inode *in, int flags, struct handle
 
 	if (!o)
 		return -ENOENT;
-	struct handle *h = handle_new(writing ? H_OBJ : H_READ, in);
+	struct handle *h = handle_new(fs, writing ? H_OBJ : H_READ, in);
 	if (!(writing && (flags & O_TRUNC)))
 		sb_append(&h->buf, o->yaml, o->len);
 	h->emptied = writing && (flags & O_TRUNC);
@@ -59,7 +73,7 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 	struct handle *h;
 
 	if (toucher_is_me(fs->toucher, req)) {
-		*out = handle_new(H_TOUCH, in);
+		*out = handle_new(fs, H_TOUCH, in);
 		return 0;
 	}
 	switch (in->type) {
@@ -68,30 +82,30 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 	case N_README:
 		if ((flags & O_ACCMODE) != O_RDONLY)
 			return -EACCES;
-		h = handle_new(H_READ, in);
+		h = handle_new(fs, H_READ, in);
 		sb_puts(&h->buf, readme_text());
 		break;
 	case N_EVENTS:
-		h = handle_new(H_EVENTS, in);
+		h = handle_new(fs, H_EVENTS, in);
 		break;
 	case N_APPLY:
-		h = handle_new(H_APPLY, in);
+		h = handle_new(fs, H_APPLY, in);
 		break;
 	case N_WATCH:
-		h = handle_new(H_WATCH, in);
+		h = handle_new(fs, H_WATCH, in);
 		h->watcher = watcher_new(fs->watch);
 		break;
 	case N_REPLICAS: {
 		cleanup_free char *text = fs_replicas_text(fs, in);
 		if (!text)
 			return -ENOENT;
-		h = handle_new(H_REPLICAS, in);
+		h = handle_new(fs, H_REPLICAS, in);
 		if (!(flags & O_TRUNC))
 			sb_puts(&h->buf, text);
 		break;
 	}
 	case N_SCRATCH:
-		h = handle_new(H_SCRATCH, in);
+		h = handle_new(fs, H_SCRATCH, in);
 		h->scratch = scratch_create(fs, in->key, 0644);
 		if (flags & O_TRUNC) {
 			pthread_mutex_lock(&fs->slock);
@@ -145,21 +159,21 @@ static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir, const cha
 	}
 	if (!is_object_name(name)) {
 		*in = inode_make(fs, N_SCRATCH, NULL, "", NULL, key);
-		*out = handle_new(H_SCRATCH, *in);
+		*out = handle_new(fs, H_SCRATCH, *in);
 		(*out)->scratch = scratch_create(fs, key, mode);
 		return 0;
 	}
 	cleanup_free char *stem = xstrndup(name, strlen(name) - 5);
 	*in = inode_make(fs, N_OBJ, k, dir->ns, stem, key);
 	if (toucher_is_me(fs->toucher, req)) {
-		*out = handle_new(H_TOUCH, *in);
+		*out = handle_new(fs, H_TOUCH, *in);
 		return 0;
 	}
 	if ((r = dir_check_name(fs, dir, name)) < 0) {
 		inode_forget(fs, (*in)->ino, 1);
 		return r;
 	}
-	*out = handle_new(H_OBJ, *in);
+	*out = handle_new(fs, H_OBJ, *in);
 	(*out)->created = 1;
 	(*out)->emptied = 1;
 	pending_add(fs, key, 1);

@@ -72,6 +72,7 @@ struct handle {
 	struct scratch *scratch;
 	struct watcher *watcher;
 	pthread_mutex_t lock;
+	struct handle *prev, *next; /* in fs->handles; protected by fs->hlock */
 };
 
 struct fs {
@@ -87,6 +88,9 @@ struct fs {
 	size_t ninodes, icap;	/* the last ino handed out; the array's size */
 	struct strmap *by_key;	/* key -> inode; protected by ilock */
 	struct strmap *pending; /* key -> (void *)count of creates not yet applied */
+
+	pthread_mutex_t hlock;
+	struct handle *handles; /* every open file; protected by hlock */
 
 	pthread_mutex_t slock;
 	struct strmap *scratch; /* key -> struct scratch; protected by slock */
@@ -115,6 +119,9 @@ void file_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 void file_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void file_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void file_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+/* Frees a handle and lets go of what it holds (a parked watch read is
+ * answered EINTR). */
+void handle_free(struct fs *fs, struct handle *h);
 
 /* inode.c */
 void inodes_init(struct fs *fs);

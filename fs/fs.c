@@ -503,12 +503,14 @@ struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e)
 	fs->started = now_ns();
 	fs->scratch = strmap_new();
 	pthread_mutex_init(&fs->slock, NULL);
+	pthread_mutex_init(&fs->hlock, NULL);
 	inodes_init(fs);
 	fs->watch = watch_hub_new(s);
 	argv[2] = getuid() == 0 ? (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions,"
 					  "allow_other"
 				: (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions";
 	fs->se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	fuse_opt_free_args(&args);
 	if (!fs->se || fuse_session_mount(fs->se, fs->mountpoint) != 0) {
 		err_set(e, EIO, "cannot mount %s (is /dev/fuse there, and fuse3 installed?)",
 			mountpoint);
@@ -567,6 +569,9 @@ void fs_free(struct fs *fs)
 	 * its queue, and let the end of the session abort that request
 	 * before waiting for the thread. */
 	toucher_stop(fs->toucher);
+	/* Files still open when the loop ended get no release. */
+	while (fs->handles)
+		handle_free(fs, fs->handles);
 	if (fs->se) {
 		fuse_session_unmount(fs->se);
 		fuse_session_destroy(fs->se);

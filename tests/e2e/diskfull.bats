@@ -11,9 +11,12 @@ setup() {
 }
 
 teardown() {
+	local rc=0
 	stop_server TERM
+	sanitizer_clean || rc=1
 	umount "$WORK/state" 2>/dev/null || umount -l "$WORK/state"
 	rm -rf "$WORK"
+	return $rc
 }
 
 @test "a full disk: ENOSPC from close, an events line, nothing acknowledged lost" {

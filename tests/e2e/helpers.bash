@@ -39,10 +39,23 @@ stop_server() {
 	if grep -qs " $M " /proc/mounts; then umount -l "$M" 2>/dev/null || true; fi
 }
 
-# cleanup_server: for teardown_file; leaves nothing behind.
+# sanitizer_clean: fails when a sanitized server reported an error.
+sanitizer_clean() {
+	if grep -qsE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$WORK/server.log"; then
+		echo "the server's sanitizers reported:" >&2
+		grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$WORK/server.log" | head -60 >&2
+		return 1
+	fi
+}
+
+# cleanup_server: for teardown_file; leaves nothing behind, and fails when
+# a sanitized server reported an error.
 cleanup_server() {
+	local rc=0
 	stop_server TERM
+	sanitizer_clean || rc=1
 	[ -n "$WORK" ] && rm -rf "$WORK"
+	return $rc
 }
 
 # events_has NS_DIR TEXT: whether the events file of NS_DIR has TEXT.
