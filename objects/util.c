@@ -296,6 +296,27 @@ void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, 
 			fn(m->keys[i], m->vals[i], arg);
 }
 
+struct key_acc {
+	char **keys;
+	size_t n;
+};
+
+static void add_key(const char *key, void *val, void *arg)
+{
+	struct key_acc *a = arg;
+	a->keys[a->n++] = xstrdup(key);
+}
+
+char **strmap_keys(const struct strmap *m, size_t *n)
+{
+	struct key_acc a = {xmalloc((m->count + 1) * sizeof(char *)), 0};
+
+	strmap_each(m, add_key, &a);
+	qsort(a.keys, a.n, sizeof(char *), cmp_strp);
+	*n = a.n;
+	return a.keys;
+}
+
 int64_t now_ns(void)
 {
 	struct timespec ts;

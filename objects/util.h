@@ -74,6 +74,9 @@ size_t strmap_count(const struct strmap *m);
 void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, void *arg),
 		 void *arg);
 
+/* The keys of m, sorted. Caller frees each and the array. */
+char **strmap_keys(const struct strmap *m, size_t *n);
+
 int64_t now_ns(void);
 /* Formats t (ns since the epoch) as RFC 3339 UTC into buf[32]. */
 void fmt_time(int64_t t, char buf[32]);
