@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "controllers.h"
 #include "fs.h"
 #include "store.h"
 
@@ -77,6 +78,7 @@ static int run_server(const char *mount, const char *state)
 	struct err e = {0};
 	struct store *s = NULL;
 	struct fs *fs = NULL;
+	struct controllers *cs = NULL;
 	int r;
 
 	if ((r = lock_state(state, &e)) < 0)
@@ -87,9 +89,14 @@ static int run_server(const char *mount, const char *state)
 		goto fail;
 	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
 		(long long)store_revision(s));
+	cs = controllers_start(mount);
 	r = fs_loop(fs);
 	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
+	/* Controllers may be inside a request to the mount: ask them to stop,
+	 * end the mount (which fails such requests), then wait for them. */
+	controllers_stop(cs);
 	fs_free(fs);
+	controllers_free(cs);
 	store_close(s);
 	return r < 0 ? 1 : 0;
 fail:

@@ -57,9 +57,9 @@ struct ctl {
 	/* Everything below belongs to the controller's thread. */
 	struct dirwatch *watches;
 	size_t nwatches;
-	struct strmap *colls;	 /* "plural/ns" -> strmap name -> struct cobj */
+	struct strmap *colls;	   /* "plural/ns" -> strmap name -> struct cobj */
 	struct strmap *namespaces; /* the namespaces watched */
-	struct strmap *queued;	 /* keys in the queue */
+	struct strmap *queued;	   /* keys in the queue */
 	struct qitem *head, *tail;
 	struct delayed *later;
 	size_t nlater;
@@ -298,7 +298,6 @@ static void list_dir(struct ctl *c, const struct dirwatch *w, const struct kind 
 		free_keys(names, n);
 	strmap_free(seen);
 }
-
 
 static void add_namespace(struct ctl *c, const char *ns)
 {
@@ -573,13 +572,19 @@ static void drop_coll(const char *key, void *val, void *arg)
 	strmap_free(val);
 }
 
+void ctl_request_stop(struct ctl *c)
+{
+	if (!c || __atomic_exchange_n(&c->stopping, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (write(c->wake[1], "x", 1) < 0)
+		perror("clusterfs: ctl_request_stop");
+}
+
 void ctl_stop(struct ctl *c)
 {
 	if (!c)
 		return;
-	__atomic_store_n(&c->stopping, 1, __ATOMIC_RELEASE);
-	if (write(c->wake[1], "x", 1) < 0)
-		perror("clusterfs: ctl_stop");
+	ctl_request_stop(c);
 	pthread_join(c->thread, NULL);
 	close(c->ifd);
 	close(c->wake[0]);
@@ -602,6 +607,13 @@ void ctl_stop(struct ctl *c)
 	free(c->later);
 	free(c->mount);
 	free(c);
+}
+
+const struct ynode *ctl_reload(struct ctl *c, const struct kind *k, const char *ns,
+			       const char *name)
+{
+	refresh(c, k, ns, name);
+	return ctl_get(c, k, ns, name);
 }
 
 int ctl_put(struct ctl *c, const struct kind *k, const char *ns, const char *name,
@@ -645,7 +657,7 @@ void ctl_event(struct ctl *c, const char *ns, const char *type, const char *reas
 	       const char *object, const char *fmt, ...)
 {
 	cleanup_free char *path = *ns ? xasprintf("%s/namespaces/%s/events", c->mount, ns)
-				       : xasprintf("%s/events", c->mount);
+				      : xasprintf("%s/events", c->mount);
 	char msg[1024];
 	va_list ap;
 

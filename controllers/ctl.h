@@ -50,7 +50,10 @@ struct ctl_ops {
 
 /* Starts a controller on the mount. arg is the controller's own state. */
 struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg);
-/* Stops the thread and frees everything; ctl_stop(NULL) does nothing. */
+/* Asks the thread to stop, and returns at once. */
+void ctl_request_stop(struct ctl *c);
+/* Stops the thread, waits for it and frees everything; ctl_stop(NULL) does
+ * nothing. The mount must still be served, or gone, for the thread to end. */
 void ctl_stop(struct ctl *c);
 void *ctl_arg(struct ctl *c);
 
@@ -61,6 +64,9 @@ void ctl_queue_after(struct ctl *c, const char *key, int delay_ms);
 
 /* The cached object, or NULL. Borrowed: see above. */
 const struct ynode *ctl_get(struct ctl *c, const struct kind *k, const char *ns, const char *name);
+/* Reads the object's file again into the cache and returns it, or NULL. */
+const struct ynode *ctl_reload(struct ctl *c, const struct kind *k, const char *ns,
+			       const char *name);
 /* Calls fn for every cached object of kind k in ns ("" for cluster-scoped,
  * NULL for every namespace). fn must not write. */
 void ctl_each(struct ctl *c, const struct kind *k, const char *ns,
