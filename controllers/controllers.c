@@ -17,6 +17,7 @@ struct controllers *controllers_start(const char *mount)
 
 	cs->c[cs->n++] = replicaset_controller_start(mount);
 	cs->c[cs->n++] = gc_start(mount);
+	cs->c[cs->n++] = deployment_controller_start(mount);
 	return cs;
 }
 

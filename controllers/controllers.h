@@ -9,6 +9,7 @@
 
 struct ctl *replicaset_controller_start(const char *mount);
 struct ctl *gc_start(const char *mount);
+struct ctl *deployment_controller_start(const char *mount);
 
 /* Every controller of the control plane, started and stopped together. */
 struct controllers;
