@@ -26,7 +26,7 @@
 
 static int usage(FILE *out)
 {
-	fputs("usage: clusterfs server --mount DIR --state DIR\n"
+	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR]\n"
 	      "       clusterfs help\n"
 	      "\n"
@@ -73,7 +73,7 @@ static int ensure_default_namespace(struct store *s, struct err *e)
 	return store_write(s, &op, 1, e);
 }
 
-static int run_server(const char *mount, const char *state)
+static int run_server(const char *mount, const char *state, const struct controllers_config *cfg)
 {
 	struct err e = {0};
 	struct store *s = NULL;
@@ -89,7 +89,7 @@ static int run_server(const char *mount, const char *state)
 		goto fail;
 	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
 		(long long)store_revision(s));
-	cs = controllers_start(mount);
+	cs = controllers_start(mount, cfg);
 	r = fs_loop(fs);
 	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
 	/* Controllers may be inside a request to the mount: ask them to stop,
@@ -106,14 +106,25 @@ fail:
 	return 1;
 }
 
+/* A positive number of seconds, or -1. */
+static int seconds(const char *s)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	return *end || v <= 0 || v > 86400 ? -1 : (int)v;
+}
+
 static int cmd_server(int argc, char **argv, const char *mount, const char *state)
 {
 	static const struct option opts[] = {
 		{"mount", required_argument, NULL, 'm'},
 		{"state", required_argument, NULL, 's'},
+		{"node-grace", required_argument, NULL, 'g'},
+		{"eviction-timeout", required_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
+	struct controllers_config cfg = {.node_grace = 40, .eviction_timeout = 60};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
@@ -124,6 +135,14 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		case 's':
 			state = optarg;
 			break;
+		case 'g':
+			if ((cfg.node_grace = seconds(optarg)) < 0)
+				return usage(stderr);
+			break;
+		case 'e':
+			if ((cfg.eviction_timeout = seconds(optarg)) < 0)
+				return usage(stderr);
+			break;
 		case 'h':
 			return usage(stdout);
 		default:
@@ -132,7 +151,7 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 	}
 	if (!mount || !state || optind != argc)
 		return usage(stderr);
-	return run_server(mount, state);
+	return run_server(mount, state, &cfg);
 }
 
 int main(int argc, char **argv)

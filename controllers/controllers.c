@@ -11,13 +11,14 @@ struct controllers {
 	int n;
 };
 
-struct controllers *controllers_start(const char *mount)
+struct controllers *controllers_start(const char *mount, const struct controllers_config *cfg)
 {
 	struct controllers *cs = xcalloc(1, sizeof(*cs));
 
 	cs->c[cs->n++] = replicaset_controller_start(mount);
 	cs->c[cs->n++] = gc_start(mount);
 	cs->c[cs->n++] = deployment_controller_start(mount);
+	cs->c[cs->n++] = nodelifecycle_start(mount, cfg->node_grace, cfg->eviction_timeout);
 	return cs;
 }
 

@@ -134,3 +134,20 @@ EOF2
 	for i in 1 2 3 4 5; do rm -rf "$M/namespaces/doomed" 2>/dev/null && break; sleep 0.5; done
 	wait_for 10 sh -c "[ ! -e $M/namespaces/doomed ]"
 }
+
+@test "a node that stops heartbeating turns Unknown, and then loses its pods" {
+	stop_server
+	SERVER_ARGS="--node-grace 2 --eviction-timeout 2" start_server
+	now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	cat >"$M/nodes/quiet.yaml" <<EOF2
+status:
+  conditions:
+  - {type: Ready, status: "True", reason: KubeletReady, lastHeartbeatTime: "$now", lastTransitionTime: "$now"}
+EOF2
+	printf 'spec:\n  nodeName: quiet\n  containers: [{name: c, image: busybox}]\n' >"$NS/pods/onquiet.yaml"
+	wait_for 10 grep -q 'status: Unknown' "$M/nodes/quiet.yaml"
+	grep -q "NodeNotReady node/quiet" "$M/events"
+	[ -e "$NS/pods/onquiet.yaml" ] # not yet: the eviction timeout runs
+	wait_for 10 sh -c "[ ! -e $NS/pods/onquiet.yaml ]"
+	grep -q "TaintManagerEviction pod/onquiet" "$NS/events"
+}

@@ -21,7 +21,7 @@ start_server() {
 	chmod 755 "$WORK"
 	export M=$WORK/mnt STATE=$WORK/state
 	mkdir -p "$M" 2>/dev/null || true # a stale mount is the server's to clear
-	"$CLUSTERFS" server --mount "$M" --state "$STATE" 2>>"$WORK/server.log" &
+	"$CLUSTERFS" server --mount "$M" --state "$STATE" ${SERVER_ARGS:-} 2>>"$WORK/server.log" &
 	export SERVER_PID=$!
 	echo "$SERVER_PID" >"$WORK/server.pid"
 	wait_for 20 test -e "$M/namespaces/default.yaml"
