@@ -104,6 +104,20 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 			sb_puts(&h->buf, text);
 		break;
 	}
+	case N_REVISION: {
+		size_t len;
+		cleanup_free char *text = rollout_text(fs, in, &len);
+		if (!text)
+			return -ENOENT;
+		if ((flags & O_ACCMODE) != O_RDONLY)
+			return -EACCES;
+		h = handle_new(fs, H_READ, in);
+		sb_append(&h->buf, text, len);
+		break;
+	}
+	case N_ROLLBACK:
+		h = handle_new(fs, H_ROLLBACK, in);
+		break;
 	case N_SCRATCH:
 		h = handle_new(fs, H_SCRATCH, in);
 		h->scratch = scratch_create(fs, in->key, 0644);
@@ -210,6 +224,8 @@ static char *handle_origin(const struct handle *h)
 {
 	if (h->type == H_OBJ)
 		return inode_origin(h->inode);
+	if (h->type == H_ROLLBACK)
+		return xasprintf("deployments/%s/rollback", h->inode->name);
 	if (h->type == H_REPLICAS)
 		return xasprintf("%s/%s/replicas", h->inode->kind->plural, h->inode->name);
 	return xstrdup(h->type == H_APPLY ? "apply" : "events");
@@ -343,6 +359,9 @@ static int handle_commit(struct fs *fs, struct handle *h)
 		r = h->too_big
 			    ? -EFBIG
 			    : fs_apply(fs, h->inode->ns, h->buf.buf ? h->buf.buf : "", h->buf.len);
+		break;
+	case H_ROLLBACK:
+		r = rollout_rollback(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);
 		break;
 	case H_REPLICAS:
 		r = fs_set_replicas(fs, h->inode, h->buf.buf ? h->buf.buf : "", h->buf.len);

@@ -32,6 +32,9 @@ enum ntype {
 	N_OBJ,	    /* .../NAME.yaml */
 	N_OBJDIR,   /* .../NAME/ */
 	N_REPLICAS, /* .../NAME/replicas */
+	N_REVDIR,   /* deployments/NAME/revisions/ */
+	N_REVISION, /* deployments/NAME/revisions/N */
+	N_ROLLBACK, /* deployments/NAME/rollback */
 	N_SCRATCH,  /* an editor's scratch file */
 };
 
@@ -57,7 +60,7 @@ struct scratch {
 /* The most a scratch file may hold. */
 #define SCRATCH_MAX_SIZE (64 * OBJ_MAX_SIZE)
 
-enum htype { H_READ, H_OBJ, H_APPLY, H_EVENTS, H_REPLICAS, H_SCRATCH, H_WATCH, H_TOUCH };
+enum htype { H_READ, H_OBJ, H_APPLY, H_EVENTS, H_REPLICAS, H_ROLLBACK, H_SCRATCH, H_WATCH, H_TOUCH };
 
 /* An open file. */
 struct handle {
@@ -204,6 +207,14 @@ int fs_write_events(struct fs *fs, const char *ns, const char *buf, size_t len);
 /* Logs a rejected operation on origin (relative to ns) and returns r. */
 int fs_reject(struct fs *fs, const char *ns, const char *origin, int r, struct err *e);
 char *fs_replicas_text(struct fs *fs, struct inode *in);
+
+/* rollout.c: a Deployment's revisions/ and rollback */
+/* The revision numbers of the deployment dir names, as file names. */
+int rollout_list(struct fs *fs, struct inode *dir, char ***names, size_t *n);
+/* The pod template of the revision in (N_REVISION), or NULL. Caller frees. */
+char *rollout_text(struct fs *fs, struct inode *in, size_t *len);
+/* Rolls the deployment back to the revision written ("N" or "previous"). */
+int rollout_rollback(struct fs *fs, struct inode *in, const char *buf, size_t len);
 
 /* toucher.c */
 struct toucher *toucher_new(struct fs *fs);

@@ -213,6 +213,45 @@ static int lookup_in_kind(struct fs *fs, const struct kind *k, const char *ns, c
 	return lookup_scratch(fs, key, out);
 }
 
+static bool is_deployment(const struct kind *k)
+{
+	return !strcmp(k->plural, "deployments");
+}
+
+static int lookup_in_objdir(struct fs *fs, struct inode *dir, const char *name, const char *key,
+			    struct inode **out)
+{
+	enum ntype t;
+
+	if (!store_exists(fs->store, dir->kind, dir->ns, dir->name))
+		return -ENOENT;
+	if (!strcmp(name, "replicas") && dir->kind->scalable)
+		t = N_REPLICAS;
+	else if (!strcmp(name, "revisions") && is_deployment(dir->kind))
+		t = N_REVDIR;
+	else if (!strcmp(name, "rollback") && is_deployment(dir->kind))
+		t = N_ROLLBACK;
+	else
+		return -ENOENT;
+	*out = inode_make(fs, t, dir->kind, dir->ns, dir->name, key);
+	return 0;
+}
+
+static bool has_revision(struct fs *fs, struct inode *dir, const char *name)
+{
+	char **names;
+	size_t n;
+	bool found = false;
+
+	rollout_list(fs, dir, &names, &n);
+	for (size_t i = 0; i < n; i++) {
+		found |= !strcmp(names[i], name);
+		free(names[i]);
+	}
+	free(names);
+	return found;
+}
+
 int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inode **out,
 		 int as_toucher)
 {
@@ -241,10 +280,11 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inod
 	case N_KINDDIR:
 		return lookup_in_kind(fs, dir->kind, dir->ns, name, key, out, as_toucher);
 	case N_OBJDIR:
-		if (strcmp(name, "replicas") || !dir->kind->scalable ||
-		    !store_exists(fs->store, dir->kind, dir->ns, dir->name))
+		return lookup_in_objdir(fs, dir, name, key, out);
+	case N_REVDIR:
+		if (!has_revision(fs, dir, name))
 			return -ENOENT;
-		*out = inode_make(fs, N_REPLICAS, dir->kind, dir->ns, dir->name, key);
+		*out = inode_make(fs, N_REVISION, dir->kind, dir->ns, dir->name, key);
 		return 0;
 	default:
 		return -ENOTDIR;
@@ -299,8 +339,18 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 		stat_dir(fs, st);
 		return store_exists(fs->store, kind_by_name("Namespace"), "", in->ns) ? 0 : -ENOENT;
 	case N_OBJDIR:
+	case N_REVDIR:
 		stat_dir(fs, st);
 		return store_exists(fs->store, in->kind, in->ns, in->name) ? 0 : -ENOENT;
+	case N_ROLLBACK:
+		return store_exists(fs->store, in->kind, in->ns, in->name) ? 0 : -ENOENT;
+	case N_REVISION: {
+		size_t len;
+		cleanup_free char *text = rollout_text(fs, in, &len);
+		st->st_mode = S_IFREG | 0444;
+		st->st_size = (off_t)len;
+		return text ? 0 : -ENOENT;
+	}
 	case N_README:
 		st->st_mode = S_IFREG | 0444;
 		st->st_size = sizeof(readme) - 1;
@@ -402,7 +452,22 @@ int inode_list(struct fs *fs, struct inode *dir, struct dirent_list *l)
 	case N_OBJDIR:
 		if (dir->kind->scalable)
 			add_name(l, "replicas", DT_REG);
+		if (is_deployment(dir->kind)) {
+			add_name(l, "revisions", DT_DIR);
+			add_name(l, "rollback", DT_REG);
+		}
 		return 0;
+	case N_REVDIR: {
+		char **names;
+		size_t n;
+		rollout_list(fs, dir, &names, &n);
+		for (size_t i = 0; i < n; i++) {
+			add_name(l, names[i], DT_REG);
+			free(names[i]);
+		}
+		free(names);
+		return 0;
+	}
 	default:
 		dirent_list_free(l);
 		return -ENOTDIR;
