@@ -21,6 +21,8 @@
 #include "fs.h"
 #include "store.h"
 
+int cmd_agent(int argc, char **argv);
+
 #define DEFAULT_MOUNT "/cluster"
 #define DEFAULT_STATE "/var/lib/clusterfs"
 
@@ -28,6 +30,7 @@ static int usage(FILE *out)
 {
 	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR]\n"
+	      "       clusterfs agent --view DIR --node NAME --simulated [--nodes N] [--capacity ...]\n"
 	      "       clusterfs help\n"
 	      "\n"
 	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
@@ -162,6 +165,8 @@ int main(int argc, char **argv)
 		return cmd_server(argc - 1, argv + 1, NULL, NULL);
 	if (!strcmp(argv[1], "up"))
 		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE);
+	if (!strcmp(argv[1], "agent"))
+		return cmd_agent(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))
 		return usage(stdout);
 	fprintf(stderr, "clusterfs: unknown command \"%s\"\n", argv[1]);

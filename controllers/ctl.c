@@ -623,8 +623,11 @@ int ctl_put(struct ctl *c, const struct kind *k, const char *ns, const char *nam
 	struct strbuf sb = {0};
 	int r = 0;
 
+	/* A write that carries a resourceVersion updates what exists: without
+	 * O_CREAT, an object deleted meanwhile is not brought back (ENOENT). */
+	int create = obj_rv(doc) ? 0 : O_CREAT;
 	y_emit(doc, &sb);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (flags & O_EXCL), 0644);
+	int fd = open(path, O_WRONLY | create | O_TRUNC | O_CLOEXEC | (flags & O_EXCL), 0644);
 	if (fd < 0) {
 		r = -errno;
 	} else {

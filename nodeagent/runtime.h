@@ -1,0 +1,75 @@
+/*
+ * runtime.h: what the node agent asks of a container runtime.
+ *
+ * The agent decides which pods belong on its nodes (it reads the pod
+ * files); a runtime makes them run and says what it sees. As with crun's
+ * cgroup managers, each runtime is one struct of function pointers picked
+ * at start, and the agent never knows which one it holds:
+ *
+ *   runtime-sim.c    --simulated: pods "run" at once, without processes
+ *   (crun)           the real one: CNI, images, crun under a monitor
+ *
+ * Pods are known to a runtime by their metadata.uid, so a pod deleted and
+ * created again under the same name is a new pod. Every call comes from
+ * the agent's one thread, and none may block for long: that thread serves
+ * every pod of every node the process runs. A runtime that needs time
+ * (pulling an image, a grace period) answers -EINPROGRESS and the agent
+ * asks again later.
+ */
+#ifndef CFS_RUNTIME_H
+#define CFS_RUNTIME_H
+
+#include "doc.h"
+
+#include <stdbool.h>
+
+/* What a runtime reports about one pod. */
+struct agent_pod_status {
+	const char *phase;	       /* "Pending", "Running", "Succeeded", "Failed"; static */
+	bool ready;		       /* every container is ready */
+	struct ynode *containers;      /* containerStatuses (a list), owned; never NULL */
+	struct ynode *init_containers; /* initContainerStatuses, owned; NULL when none */
+};
+
+struct agent_runtime {
+	/* Shown as the node's status.nodeInfo.containerRuntimeVersion. */
+	const char *name;
+	/*
+	 * Makes pod (the object as the agent read it) run with the address
+	 * ip ("" for host networking). A pod the runtime already runs, or
+	 * finds still running after an agent restart, is adopted: 0, nothing
+	 * restarted. Returns 0, -EINPROGRESS while still starting, or -errno
+	 * with e set.
+	 */
+	int (*start_pod)(struct agent_runtime *rt, const struct ynode *pod, const char *ip,
+			 struct err *e);
+	/*
+	 * Stops the pod uid (SIGTERM, grace_s seconds, SIGKILL) and forgets
+	 * it. 0 once it is gone (an unknown uid is gone), -EINPROGRESS while
+	 * the grace period runs, or -errno with e set.
+	 */
+	int (*stop_pod)(struct agent_runtime *rt, const char *uid, int grace_s, struct err *e);
+	/* Fills st (clear it with agent_pod_status_clear); -ENOENT for an unknown uid. */
+	int (*pod_status)(struct agent_runtime *rt, const char *uid, struct agent_pod_status *st);
+	/* Frees the runtime; the pods it runs keep running. */
+	void (*free)(struct agent_runtime *rt);
+};
+
+static inline void agent_pod_status_clear(struct agent_pod_status *st)
+{
+	y_free(st->containers);
+	y_free(st->init_containers);
+	st->containers = st->init_containers = NULL;
+}
+
+/* agent_runtime_free(NULL) does nothing. */
+static inline void agent_runtime_free(struct agent_runtime *rt)
+{
+	if (rt)
+		rt->free(rt);
+}
+
+/* The simulated runtime (runtime-sim.c). Free with agent_runtime_free(). */
+struct agent_runtime *agent_runtime_sim_new(void);
+
+#endif
