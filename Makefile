@@ -13,7 +13,7 @@ WERROR  ?= -Werror
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Wstrict-prototypes -Wmissing-declarations \
            -Wwrite-strings -Wno-unused-parameter $(WERROR) -pthread \
-           -D_FILE_OFFSET_BITS=64 -Iobjects -Ifs -Icontrollers \
+           -D_FILE_OFFSET_BITS=64 -Iobjects -Ifs -Icontrollers -Ischeduler -Inodeagent \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ALL_LDLIBS = $(LDFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
 B       ?= build

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "controllers.h"
+#include "scheduler.h"
 #include "fs.h"
 #include "store.h"
 
@@ -82,6 +83,7 @@ static int run_server(const char *mount, const char *state, const struct control
 	struct store *s = NULL;
 	struct fs *fs = NULL;
 	struct controllers *cs = NULL;
+	struct sched *sc = NULL;
 	int r;
 
 	if ((r = lock_state(state, &e)) < 0)
@@ -93,13 +95,16 @@ static int run_server(const char *mount, const char *state, const struct control
 	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
 		(long long)store_revision(s));
 	cs = controllers_start(mount, cfg);
+	sc = sched_start(mount);
 	r = fs_loop(fs);
 	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
 	/* Controllers may be inside a request to the mount: ask them to stop,
 	 * end the mount (which fails such requests), then wait for them. */
 	controllers_stop(cs);
+	sched_request_stop(sc);
 	fs_free(fs);
 	controllers_free(cs);
+	sched_stop(sc);
 	store_close(s);
 	return r < 0 ? 1 : 0;
 fail:

@@ -99,12 +99,16 @@ saw() {
 }
 
 @test "a rejected write changes nothing and raises no event from the server" {
-	watch_dir "$NS/deployments"
-	before=$(cat "$NS/deployments/web.yaml")
-	echo "abc" >"$NS/deployments/web/replicas" || true
-	# the shell's own write raises events on replicas, never MODIFY on web.yaml
-	echo 3 >"$NS/deployments/web/replicas"
-	saw MODIFY web.yaml
-	[ "$(grep -c 'MODIFY web.yaml' "$WORK/inotify.log")" -eq 1 ]
-	[ "$before" != "$(cat "$NS/deployments/web.yaml")" ]
+	# a StatefulSet: no controller of this tree writes to one, so every
+	# MODIFY on its file comes from the writes below
+	printf 'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: c, image: busybox}]}\n' \
+		>"$NS/statefulsets/db.yaml"
+	watch_dir "$NS/statefulsets"
+	before=$(cat "$NS/statefulsets/db.yaml")
+	echo "abc" >"$NS/statefulsets/db/replicas" || true
+	[ "$before" = "$(cat "$NS/statefulsets/db.yaml")" ]
+	echo 3 >"$NS/statefulsets/db/replicas"
+	saw MODIFY db.yaml
+	[ "$(grep -c 'MODIFY db.yaml' "$WORK/inotify.log")" -eq 1 ]
+	grep -q "replicas: 3" "$NS/statefulsets/db.yaml"
 }
