@@ -88,10 +88,16 @@ valgrind: all
 format:
 	clang-format -i $(LIB_SRC) $(CMD_SRC) $(wildcard */*.h tests/unit/*.c bench/*.c)
 
+PREFIX ?= /usr/local
+install: $(B)/clusterfs
+	install -D -m 755 $(B)/clusterfs $(DESTDIR)$(PREFIX)/bin/clusterfs
+	install -D -m 644 docs/clusterfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/clusterfs.1
+	install -D -m 644 docs/clusterfs-layout.5 $(DESTDIR)$(PREFIX)/share/man/man5/clusterfs-layout.5
+
 bench: all
 	bench/write-path
 
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all deps test unit run asan fuzz valgrind format bench clean
+.PHONY: all deps test unit run install asan fuzz valgrind format bench clean
