@@ -16,10 +16,12 @@ setup_file() {
 }
 
 teardown_file() {
+	local pid
 	for a in a b; do
-		pid=$(cat "$WORK/agent-$a.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+		pid=$(cat "$WORK/agent-$a.pid" 2>/dev/null) || continue
+		kill "$pid" 2>/dev/null
+		wait_for 10 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid" 2>/dev/null
 	done
-	wait 2>/dev/null || true
 	cleanup_server
 }
 
