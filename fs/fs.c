@@ -197,8 +197,13 @@ static int do_unlink(struct fs *fs, fuse_req_t req, struct inode *dir, const cha
 	}
 	if (k)
 		return scratch_unlink(fs, key);
+	/* Files that are views (a namespace's events and apply, an object's
+	 * replicas, rollback and revisions) are always there: removing one is
+	 * a no-op, which lets `rm -r` of a namespace or a kind go on. */
 	if (dir->type == N_NSDIR && (!strcmp(name, "events") || !strcmp(name, "apply")))
-		return 0; /* always there; lets `rm -r` of a namespace go on */
+		return 0;
+	if (dir->type == N_OBJDIR || dir->type == N_REVDIR)
+		return 0;
 	return -EPERM;
 }
 
@@ -258,6 +263,8 @@ static int do_rmdir(struct fs *fs, struct inode *dir, const char *name)
 		 * a no-op, which lets `rm -r` of a namespace go on */
 		return store_count(fs->store, k, dir->ns) ? -ENOTEMPTY : 0;
 	}
+	if (dir->type == N_KINDDIR || dir->type == N_OBJDIR)
+		return 0; /* an object's NAME/ and revisions/: views, as above */
 	return -EPERM;
 }
 
