@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "../nodeagent/agent.h"
+#include "agent.h"
 
 int cmd_agent(int argc, char **argv);
 

@@ -72,12 +72,6 @@ static long int_at(const struct ynode *obj, const char *path, long def)
 	return n && n->type == Y_INT ? (long)n->i : def;
 }
 
-static long revision_of(const struct ynode *rs)
-{
-	/* y_get, not y_path: the key has dots in it */
-	const struct ynode *r = y_get(y_path(rs, "metadata.annotations"), REVISION);
-	return r && r->type == Y_STR ? strtol(r->str, NULL, 10) : 0;
-}
 
 /* The ReplicaSets a Deployment owns, new (its template's) and old. */
 struct family {
@@ -99,8 +93,8 @@ static void gather(struct ctl *c, const char *ns, const char *name, const struct
 
 	if (!owned_by(rs, f->uid))
 		return;
-	if (revision_of(rs) > f->max_revision)
-		f->max_revision = revision_of(rs);
+	if (deployment_revision(rs) > f->max_revision)
+		f->max_revision = deployment_revision(rs);
 	if (hash && !strcmp(hash, f->hash)) {
 		f->new_name = xstrdup(name);
 		return;
@@ -115,8 +109,8 @@ static const char *sort_ns;
 static int cmp_revision(const void *a, const void *b)
 {
 	const struct kind *rsk = kind_by_plural("replicasets");
-	long ra = revision_of(ctl_get(sort_ctl, rsk, sort_ns, *(char *const *)a));
-	long rb = revision_of(ctl_get(sort_ctl, rsk, sort_ns, *(char *const *)b));
+	long ra = deployment_revision(ctl_get(sort_ctl, rsk, sort_ns, *(char *const *)a));
+	long rb = deployment_revision(ctl_get(sort_ctl, rsk, sort_ns, *(char *const *)b));
 	return ra < rb ? -1 : ra > rb;
 }
 
@@ -142,7 +136,7 @@ static int scale_set(struct ctl *c, const char *ns, const char *name, long n, lo
 	if (!rs)
 		return 0;
 	long was = int_at(rs, "spec.replicas", 1);
-	if (was == n && (revision <= 0 || revision_of(rs) == revision))
+	if (was == n && (revision <= 0 || deployment_revision(rs) == revision))
 		return 0;
 	if (was != n)
 		ctl_event(c, ns, "Normal", "ScalingReplicaSet", object, "Scaled %s replica set %s to %ld",
@@ -349,7 +343,7 @@ static int ensure_new(struct ctl *c, const char *ns, const char *name, struct fa
 
 	if (f->new_name) {
 		/* a template that comes back is the newest revision again */
-		if (revision_of(rs_get(c, ns, f->new_name)) < revision)
+		if (deployment_revision(rs_get(c, ns, f->new_name)) < revision)
 			return scale_set(c, ns, f->new_name,
 					 int_at(rs_get(c, ns, f->new_name), "spec.replicas", 0),
 					 revision + 1, f->object);

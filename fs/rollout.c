@@ -14,26 +14,7 @@
 
 #include <errno.h>
 
-#define REVISION "deployment.kubernetes.io/revision"
-
-static long revision_of(const struct ynode *rs)
-{
-	const struct ynode *r = y_get(y_path(rs, "metadata.annotations"), REVISION);
-	return r && r->type == Y_STR ? strtol(r->str, NULL, 10) : 0;
-}
-
-static bool owned_by(const struct ynode *rs, const char *uid)
-{
-	const struct ynode *refs = y_path(rs, "metadata.ownerReferences");
-
-	for (size_t i = 0; uid && refs && refs->type == Y_SEQ && i < refs->n; i++) {
-		const char *u = y_path_str(refs->v[i], "uid");
-		const struct ynode *c = y_get(refs->v[i], "controller");
-		if (u && !strcmp(u, uid) && c && c->type == Y_BOOL && c->i)
-			return true;
-	}
-	return false;
-}
+#include "owners.h"
 
 static int cmp_long(const void *a, const void *b)
 {
@@ -56,7 +37,7 @@ static long *revisions(struct fs *fs, const char *ns, const char *name, size_t *
 	*n = 0;
 	for (size_t i = 0; i < count; i++) {
 		struct sobj *rs = store_get(fs->store, rsk, ns, names[i]);
-		long rev = rs ? revision_of(rs->doc) : 0;
+		long rev = rs ? deployment_revision(rs->doc) : 0;
 		if (rs && rev > 0 && owned_by(rs->doc, uid)) {
 			revs[(*n)++] = rev;
 			if (found && rev == want && !*found)

@@ -38,8 +38,8 @@
 #include <sys/utsname.h>
 #include <time.h>
 
-#include "../controllers/ctl.h"
-#include "../controllers/owners.h"
+#include "ctl.h"
+#include "owners.h"
 
 #if defined(__x86_64__)
 #define AGENT_ARCH "amd64"

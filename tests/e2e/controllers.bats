@@ -129,10 +129,16 @@ EOF2
 @test "rm -r of a namespace removes what it holds, and the namespace" {
 	mkdir "$M/namespaces/doomed"
 	replicaset d1 2 d | sed 's/^metadata:/metadata:\n  namespace: doomed/' >"$M/namespaces/doomed/replicasets/d1.yaml"
+	printf 'data: {a: b}\n' >"$M/namespaces/doomed/configmaps/c.yaml"
 	wait_for 10 sh -c "[ \$(ls $M/namespaces/doomed/pods | wc -l) -eq 2 ]"
-	# rm -r races the controller, which recreates pods until the set goes
-	# (pods/ comes before replicasets/): again until the collector is done
-	wait_for 30 sh -c "rm -rf $M/namespaces/doomed 2>/dev/null; [ ! -e $M/namespaces/doomed ]"
+	# a live ReplicaSet makes pods again while rm walks the tree (there is
+	# no namespace controller yet to stop it): its owner goes first
+	rm "$M/namespaces/doomed/replicasets/d1.yaml"
+	wait_for 20 sh -c "[ \$(ls $M/namespaces/doomed/pods | wc -l) -eq 0 ]"
+	printf 'spec:\n  containers: [{name: c, image: busybox}]\n' >"$M/namespaces/doomed/pods/bare.yaml"
+	rm -r "$M/namespaces/doomed"
+	[ ! -e "$M/namespaces/doomed" ]
+	[ ! -e "$M/namespaces/doomed.yaml" ]
 }
 
 @test "a node that stops heartbeating turns Unknown, and then loses its pods" {

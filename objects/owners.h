@@ -1,11 +1,11 @@
 /*
- * owners.h: what controllers ask of objects: owner references, a pod's
+ * owners.h: what controllers (and the tree's rollout files) ask of objects: owner references, a pod's
  * state, and keys.
  */
 #ifndef CFS_OWNERS_H
 #define CFS_OWNERS_H
 
-#include "ctl.h"
+#include "schema.h"
 
 /* The ownerReference with controller: true, or NULL. Borrowed. */
 const struct ynode *owner_controller(const struct ynode *obj);
@@ -13,6 +13,9 @@ const struct ynode *owner_controller(const struct ynode *obj);
 bool owned_by(const struct ynode *obj, const char *uid);
 /* A new ownerReference (controller, blockOwnerDeletion) to owner. */
 struct ynode *owner_ref(const struct ynode *owner);
+
+/* A ReplicaSet's deployment.kubernetes.io/revision annotation, or 0. */
+long deployment_revision(const struct ynode *rs);
 
 /* A pod not being deleted and not finished (Succeeded or Failed). */
 bool pod_active(const struct ynode *pod);

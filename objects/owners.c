@@ -37,6 +37,14 @@ struct ynode *owner_ref(const struct ynode *owner)
 	return r;
 }
 
+long deployment_revision(const struct ynode *rs)
+{
+	/* y_get, not y_path: the key has dots in it */
+	const struct ynode *r =
+		y_get(y_path(rs, "metadata.annotations"), "deployment.kubernetes.io/revision");
+	return r && r->type == Y_STR ? strtol(r->str, NULL, 10) : 0;
+}
+
 bool pod_active(const struct ynode *pod)
 {
 	const char *phase = y_path_str(pod, "status.phase");
