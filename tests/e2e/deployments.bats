@@ -168,6 +168,33 @@ print(least)
 	[ "$old_gone" -lt "$new_up" ]
 }
 
+@test "a paused Deployment does not roll out until it is resumed" {
+	deployment pz 2 busybox:1 >"$NS/deployments/pz.yaml"
+	wait_for 20 running pz 2 busybox:1
+	sed -i 's/^  replicas: 2$/  paused: true\n  replicas: 2/' "$NS/deployments/pz.yaml"
+	grep -q "paused: true" "$NS/deployments/pz.yaml"
+	sed -i 's/image: busybox:1/image: busybox:2/' "$NS/deployments/pz.yaml"
+	# a template change while paused makes no new ReplicaSet
+	sleep 1
+	[ "$(ls "$NS/replicasets" | grep -c '^pz-.*\.yaml$')" -eq 1 ]
+	running pz 2 busybox:1
+	sed -i '/^  paused: true$/d' "$NS/deployments/pz.yaml"
+	wait_for 30 running pz 2 busybox:2
+}
+
+@test "revisionHistoryLimit keeps that many old ReplicaSets" {
+	sed -i 's/revisionHistoryLimit: 10$/revisionHistoryLimit: 1/' "$NS/deployments/pz.yaml"
+	grep -q 'revisionHistoryLimit: 1$' "$NS/deployments/pz.yaml"
+	for v in 3 4 5; do
+		sed -i "s/image: busybox:[0-9]*$/image: busybox:$v/" "$NS/deployments/pz.yaml"
+		wait_for 30 running pz 2 "busybox:$v"
+	done
+	# the current one and one old one
+	wait_for 20 sh -c "[ \$(ls $NS/replicasets | grep -c '^pz-.*\.yaml\$') -eq 2 ]"
+	rm "$NS/deployments/pz.yaml"
+	wait_for 20 running pz 0
+}
+
 @test "deleting a Deployment removes its ReplicaSets and pods" {
 	rm "$NS/deployments/rec.yaml"
 	wait_for 20 sh -c "! ls $NS/replicasets | grep -q '^rec-'"
