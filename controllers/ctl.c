@@ -430,6 +430,8 @@ static void handle_event(struct ctl *c, const struct inotify_event *ev)
 	char name[256];
 
 	if (ev->mask & IN_Q_OVERFLOW) {
+		fprintf(stderr, "clusterfs: %s: inotify queue overflowed; listing everything again\n",
+			c->ops->name);
 		relist(c);
 		return;
 	}

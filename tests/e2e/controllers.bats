@@ -157,3 +157,21 @@ EOF2
 	wait_for 10 sh -c "[ ! -e $NS/pods/onquiet.yaml ]"
 	grep -q "TaintManagerEviction pod/onquiet" "$NS/events"
 }
+
+@test "controllers re-list after an inotify queue overflow and miss nothing" {
+	stop_server
+	# a queue of 16 events for the inotify instances the server makes now;
+	# the limit is set back as soon as the server has started them
+	old=$(cat /proc/sys/fs/inotify/max_queued_events)
+	echo 16 >/proc/sys/fs/inotify/max_queued_events
+	rc=0
+	start_server || rc=1
+	sleep 1 # the controllers' threads call inotify_init at their start
+	echo "$old" >/proc/sys/fs/inotify/max_queued_events
+	[ "$rc" -eq 0 ]
+	replicaset flood 40 flood >"$NS/replicasets/flood.yaml"
+	wait_for 60 count_pods flood 40
+	grep -q "inotify queue overflowed; listing everything again" "$WORK/server.log"
+	rm "$NS/replicasets/flood.yaml"
+	wait_for 60 count_pods flood 0
+}
