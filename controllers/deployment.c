@@ -381,7 +381,8 @@ static int dep_reconcile(struct ctl *c, const char *key)
 	template_hash(y_path(copy, "spec.template"), f.hash);
 	ctl_each(c, kind_by_plural("replicasets"), ns, gather, &f);
 	sort_ctl = c, sort_ns = ns;
-	qsort(f.old, f.nold, sizeof(*f.old), cmp_revision);
+	if (f.nold)
+		qsort(f.old, f.nold, sizeof(*f.old), cmp_revision);
 	long replicas = int_at(copy, "spec.replicas", 1);
 	bool paused = y_path(copy, "spec.paused") && y_path(copy, "spec.paused")->i;
 	const char *strategy = y_path_str(copy, "spec.strategy.type");
