@@ -405,17 +405,23 @@ static void list_objects(struct fs *fs, const struct kind *k, const char *ns, in
 	free(names);
 }
 
+/* Adds n file names (consumed, with the array) to l. */
+static void add_files(struct dirent_list *l, char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		add_name(l, names[i], DT_REG);
+		free(names[i]);
+	}
+	free(names);
+}
+
 static void list_scratch(struct fs *fs, const char *dir, struct dirent_list *l)
 {
 	char **names;
 	size_t n;
 
 	scratch_list(fs, dir, &names, &n);
-	for (size_t i = 0; i < n; i++) {
-		add_name(l, names[i], DT_REG);
-		free(names[i]);
-	}
-	free(names);
+	add_files(l, names, n);
 }
 
 int inode_list(struct fs *fs, struct inode *dir, struct dirent_list *l)
@@ -461,11 +467,7 @@ int inode_list(struct fs *fs, struct inode *dir, struct dirent_list *l)
 		char **names;
 		size_t n;
 		rollout_list(fs, dir, &names, &n);
-		for (size_t i = 0; i < n; i++) {
-			add_name(l, names[i], DT_REG);
-			free(names[i]);
-		}
-		free(names);
+		add_files(l, names, n);
 		return 0;
 	}
 	default:
