@@ -70,5 +70,7 @@ void y_push(struct ynode *s, struct ynode *val);
 int y_parse(const char *buf, size_t len, struct ynode ***docs, size_t *ndocs, struct err *e);
 /* Appends n as a YAML document (block style, sorted keys) to out. */
 void y_emit(const struct ynode *n, struct strbuf *out);
+/* Appends n as JSON (json.c): one line, map keys in the tree's order. */
+void y_emit_json(const struct ynode *n, struct strbuf *out);
 
 #endif

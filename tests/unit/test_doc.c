@@ -775,6 +775,22 @@ static void test_merge(void)
 	y_free(cur);
 }
 
+/* JSON out, and back in through the YAML parser unchanged. */
+static void test_json(void)
+{
+	struct ynode *d = parse1("a: [1, -2.5e3, true, null, \"x\\\"y\\\\z\\n\\u0001\"]\nb: {c: .inf}\n");
+	struct strbuf sb = {0};
+
+	y_emit_json(d, &sb);
+	ok(!strcmp(sb.buf, "{\"a\":[1,-2.5e3,true,null,\"x\\\"y\\\\z\\n\\u0001\"],\"b\":{\"c\":null}}"),
+	   "JSON: %s", sb.buf);
+	struct ynode *back = parse1(sb.buf);
+	ok(back && y_equal(y_get(back, "a"), y_get(d, "a")), "JSON reads back as the same tree");
+	y_free(back);
+	y_free(d);
+	sb_free(&sb);
+}
+
 int main(void)
 {
 	test_scalars();
@@ -786,6 +802,7 @@ int main(void)
 	test_round_trip();
 	test_tree();
 	test_parse_one();
+	test_json();
 	test_normalize();
 	test_merge();
 	return done_testing();
