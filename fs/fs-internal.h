@@ -142,6 +142,14 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inod
 struct inode *inode_make(struct fs *fs, enum ntype t, const struct kind *k, const char *ns,
 			 const char *name, const char *key);
 void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n);
+/*
+ * Makes the next lookup of key get a new inode; the old one lives on under
+ * its number until the kernel forgets it. After an rmdir the kernel holds
+ * the removed directory's inode dead (no lookups in it) while anything
+ * still refers to it, so a directory looked up again under that name,
+ * made anew or always there, must not come back as that inode.
+ */
+void inode_unhash(struct fs *fs, const char *key);
 /* Moves the inode at key from to key to, as the kernel moves its dentry. */
 void inode_rename(struct fs *fs, const char *from, const char *to);
 /* The attributes every inode shares (owner, inode number). */

@@ -272,7 +272,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs *fs = fs_of(req);
 	struct inode *dir = inode_get(fs, parent);
-	fuse_reply_err(req, dir ? -do_rmdir(fs, dir, name) : ENOENT);
+	int r = dir ? do_rmdir(fs, dir, name) : -ENOENT;
+
+	if (r == 0) {
+		cleanup_free char *key = child_key(dir, name);
+		inode_unhash(fs, key);
+	}
+	fuse_reply_err(req, -r);
 }
 
 /* Renames a scratch file over an object file: applies its content. */

@@ -110,6 +110,13 @@ void inode_rename(struct fs *fs, const char *from, const char *to)
 	pthread_mutex_unlock(&fs->ilock);
 }
 
+void inode_unhash(struct fs *fs, const char *key)
+{
+	pthread_mutex_lock(&fs->ilock);
+	strmap_del(fs->by_key, key);
+	pthread_mutex_unlock(&fs->ilock);
+}
+
 void inode_forget(struct fs *fs, fuse_ino_t ino, uint64_t n)
 {
 	pthread_mutex_lock(&fs->ilock);
