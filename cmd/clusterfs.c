@@ -30,6 +30,7 @@ int cmd_agent(int argc, char **argv);
 static int usage(FILE *out)
 {
 	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
+	      "                        [--log-limit BYTES]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR]\n"
 	      "       clusterfs agent --view DIR --node NAME --simulated [--nodes N] [--capacity ...]\n"
 	      "       clusterfs help\n"
@@ -122,6 +123,14 @@ static int seconds(const char *s)
 	return *end || v <= 0 || v > 86400 ? -1 : (int)v;
 }
 
+/* A byte count from 1 to 1 GiB, or -1. */
+static long long byte_count(const char *s)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	return *end || v <= 0 || v > (1LL << 30) ? -1 : v;
+}
+
 static int cmd_server(int argc, char **argv, const char *mount, const char *state)
 {
 	static const struct option opts[] = {
@@ -129,6 +138,7 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		{"state", required_argument, NULL, 's'},
 		{"node-grace", required_argument, NULL, 'g'},
 		{"eviction-timeout", required_argument, NULL, 'e'},
+		{"log-limit", required_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -151,6 +161,13 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 			if ((cfg.eviction_timeout = seconds(optarg)) < 0)
 				return usage(stderr);
 			break;
+		case 'l': {
+			long long bytes = byte_count(optarg);
+			if (bytes < 0)
+				return usage(stderr);
+			fs_set_log_limit((size_t)bytes);
+			break;
+		}
 		case 'h':
 			return usage(stdout);
 		default:

@@ -5,7 +5,8 @@
  * writer gets a buffer: writes fill it, and flush (close) or fsync
  * applies it through write.c, so close() returns once the change is
  * durable, or with the errno of its rejection. The other files (events,
- * apply, replicas, watch, scratch files) are handles of their own types.
+ * apply, replicas, watch, scratch files, containers' logs) are handles of
+ * their own types; a log's writes go to logs.c at once, not at close.
  * The toucher's opens get a handle whose every operation is a no-op.
  */
 #define _GNU_SOURCE
@@ -31,6 +32,7 @@ void handle_free(struct fs *fs, struct handle *h)
 		scratch_release(fs, h->scratch);
 	if (h->watcher)
 		watcher_free(fs->watch, h->watcher);
+	free(h->uid);
 	sb_free(&h->buf);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -118,6 +120,15 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 	case N_ROLLBACK:
 		h = handle_new(fs, H_ROLLBACK, in);
 		break;
+	case N_LOG: {
+		char *uid;
+		int r = logs_open(fs, in, log_container(in), flags, 0, &uid);
+		if (r < 0)
+			return r;
+		h = handle_new(fs, H_LOG, in);
+		h->uid = uid;
+		break;
+	}
 	case N_SCRATCH:
 		h = handle_new(fs, H_SCRATCH, in);
 		h->scratch = scratch_create(fs, in->key, 0644);
@@ -157,7 +168,7 @@ void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir, const char *name,
-		     mode_t mode, struct inode **in, struct handle **out)
+		     mode_t mode, int flags, struct inode **in, struct handle **out)
 {
 	const struct kind *k = dir_kind(dir);
 	cleanup_free char *origin = dir_origin(dir, name);
@@ -165,6 +176,15 @@ static int do_create(struct fs *fs, fuse_req_t req, struct inode *dir, const cha
 	struct err e = {0};
 	int r;
 
+	if (dir->type == N_LOGDIR) {
+		char *uid;
+		if ((r = logs_open(fs, dir, name, flags, 1, &uid)) < 0)
+			return r;
+		*in = inode_make(fs, N_LOG, dir->kind, dir->ns, dir->name, key);
+		*out = handle_new(fs, H_LOG, *in);
+		(*out)->uid = uid;
+		return 0;
+	}
 	if (!k) {
 		err_set(&e, EINVAL,
 			"files cannot be created here: object files go in a kind directory such as "
@@ -201,7 +221,7 @@ void file_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	struct inode *dir = inode_get(fs, parent), *in = NULL;
 	struct handle *h = NULL;
 	struct fuse_entry_param e = {0};
-	int r = dir ? do_create(fs, req, dir, name, mode, &in, &h) : -ENOENT;
+	int r = dir ? do_create(fs, req, dir, name, mode, fi->flags, &in, &h) : -ENOENT;
 
 	if (r < 0) {
 		fuse_reply_err(req, -r);
@@ -260,6 +280,8 @@ static int do_write(struct fs *fs, struct handle *h, const char *data, size_t si
 		return r;
 	case H_READ:
 		return -EBADF;
+	case H_LOG: /* appended, wherever written: O_APPEND or not */
+		return logs_append(fs, h->inode, log_container(h->inode), h->uid, data, size);
 	default:
 		break;
 	}
@@ -317,6 +339,16 @@ void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fu
 		reply_slice(req, h->scratch->data.buf, h->scratch->data.len, size, off);
 		pthread_mutex_unlock(&fs->slock);
 		return;
+	case H_LOG: {
+		struct strbuf sb = {0};
+		int r = logs_read(fs, h->inode, log_container(h->inode), h->uid, size, off, &sb);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_buf(req, sb.buf, sb.len);
+		sb_free(&sb);
+		return;
+	}
 	case H_APPLY:
 	case H_TOUCH:
 		fuse_reply_buf(req, NULL, 0);

@@ -5,9 +5,10 @@
  * mount) and a type that says what the path means. inode.c resolves names
  * to inodes and inodes to attributes; fs.c holds the FUSE handlers;
  * write.c turns writes into store operations and rejections into events;
- * scratch.c keeps editors' scratch files in memory; watch.c serves
- * /cluster/watch; toucher.c makes the kernel see the changes the daemon
- * makes for itself, so that inotify watchers see every change.
+ * scratch.c keeps editors' scratch files in memory; logs.c keeps the
+ * containers' logs in memory; watch.c serves /cluster/watch; toucher.c
+ * makes the kernel see the changes the daemon makes for itself, so that
+ * inotify watchers see every change.
  */
 #ifndef CFS_FS_INTERNAL_H
 #define CFS_FS_INTERNAL_H
@@ -35,6 +36,8 @@ enum ntype {
 	N_REVDIR,   /* deployments/NAME/revisions/ */
 	N_REVISION, /* deployments/NAME/revisions/N */
 	N_ROLLBACK, /* deployments/NAME/rollback */
+	N_LOGDIR,   /* pods/NAME/logs/ */
+	N_LOG,	    /* pods/NAME/logs/CONTAINER */
 	N_SCRATCH,  /* an editor's scratch file */
 };
 
@@ -42,7 +45,7 @@ struct inode {
 	fuse_ino_t ino;
 	uint64_t nlookup; /* protected by fs->ilock */
 	enum ntype type;
-	const struct kind *kind; /* N_KINDDIR, N_OBJ, N_OBJDIR, N_REPLICAS */
+	const struct kind *kind; /* N_KINDDIR, N_OBJ, N_OBJDIR and what is under it */
 	char *ns;		 /* "" outside a namespace */
 	char *name;		 /* object or namespace name, else NULL */
 	char *key;		 /* path relative to the mount, "" for the root */
@@ -60,7 +63,18 @@ struct scratch {
 /* The most a scratch file may hold. */
 #define SCRATCH_MAX_SIZE (64 * OBJ_MAX_SIZE)
 
-enum htype { H_READ, H_OBJ, H_APPLY, H_EVENTS, H_REPLICAS, H_ROLLBACK, H_SCRATCH, H_WATCH, H_TOUCH };
+enum htype {
+	H_READ,
+	H_OBJ,
+	H_APPLY,
+	H_EVENTS,
+	H_REPLICAS,
+	H_ROLLBACK,
+	H_SCRATCH,
+	H_WATCH,
+	H_TOUCH,
+	H_LOG,
+};
 
 /* An open file. */
 struct handle {
@@ -74,6 +88,7 @@ struct handle {
 	int created;	   /* H_OBJ: created by this open; pending until applied */
 	struct scratch *scratch;
 	struct watcher *watcher;
+	char *uid; /* H_LOG: the uid of the pod whose log was opened */
 	pthread_mutex_t lock;
 	struct handle *prev, *next; /* in fs->handles; protected by fs->hlock */
 };
@@ -97,6 +112,11 @@ struct fs {
 
 	pthread_mutex_t slock;
 	struct strmap *scratch; /* key -> struct scratch; protected by slock */
+
+	/* Taken before the store's lock, never while holding it (see logs.c). */
+	pthread_mutex_t llock;
+	struct strmap *logs; /* pod's path -> struct podlogs; protected by llock */
+	size_t log_limit;    /* the most bytes one container's log keeps */
 
 	struct toucher *toucher;
 	struct watch_hub *watch;
@@ -195,6 +215,48 @@ int scratch_setattr(struct fs *fs, struct scratch *sc, const char *key, const st
 		    int to_set);
 /* Scratch names in the directory with key dir ("" for the root). */
 void scratch_list(struct fs *fs, const char *dir, char ***names, size_t *n);
+
+/*
+ * logs.c: pods/NAME/logs/CONTAINER, held in memory, keyed by the pod's uid.
+ * pod is any inode under pods/NAME/ (its ns and name are the pod's).
+ */
+void logs_init(struct fs *fs);
+void logs_free(struct fs *fs);
+/*
+ * Appends n bytes of data to a log held in sb that keeps at most limit (>
+ * 0) bytes. When the whole would pass limit, the oldest bytes go: at least
+ * half of what sb held, so that moving what is kept costs O(1) a byte over
+ * many appends, and up to the end of a line where a line ends among them.
+ */
+void log_append(struct strbuf *sb, const char *data, size_t n, size_t limit);
+/* The container a log's inode (N_LOG) is of: the last part of its key. */
+const char *log_container(const struct inode *in);
+/* 0 when the pod has a log of container, else -ENOENT. */
+int logs_exists(struct fs *fs, const struct inode *pod, const char *container);
+/*
+ * Opens the log of container, creating it when create is set and the pod
+ * has such a container (else -ENOENT, with an events line). O_TRUNC in
+ * flags clears it. *uid gets the pod's uid, for the handle; caller frees.
+ */
+int logs_open(struct fs *fs, const struct inode *pod, const char *container, int flags, int create,
+	      char **uid);
+/* Appends to a log of the pod with uid; -ENOENT once that pod is gone. */
+int logs_append(struct fs *fs, const struct inode *pod, const char *container, const char *uid,
+		const char *data, size_t n);
+/* Copies at most size bytes at off of a log of the pod with uid into out. */
+int logs_read(struct fs *fs, const struct inode *pod, const char *container, const char *uid,
+	      size_t size, off_t off, struct strbuf *out);
+/* Size and mtime (of the last append) of a log of the pod as it is now. */
+int logs_stat(struct fs *fs, const struct inode *pod, const char *container, struct stat *st);
+/*
+ * Truncates a log: to 0 clears it, to its own size changes nothing, any
+ * other size is EINVAL. uid is an open file's, or NULL for the pod's
+ * current one.
+ */
+int logs_truncate(struct fs *fs, const struct inode *pod, const char *container, const char *uid,
+		  off_t size);
+/* The containers of the pod that have a log, sorted; caller frees. */
+void logs_list(struct fs *fs, const struct inode *pod, char ***names, size_t *n);
 
 /* write.c */
 /*

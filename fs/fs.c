@@ -162,6 +162,8 @@ static int do_setattr(struct fs *fs, fuse_req_t req, struct inode *in, struct st
 		return scratch_setattr(fs, h ? h->scratch : NULL, in->key, attr, to_set);
 	if (!(to_set & FUSE_SET_ATTR_SIZE))
 		return 0; /* modes are the tree's to decide */
+	if (in->type == N_LOG)
+		return logs_truncate(fs, in, log_container(in), h ? h->uid : NULL, attr->st_size);
 	if (h && h->type != H_READ && h->type != H_WATCH && h->type != H_TOUCH) {
 		pthread_mutex_lock(&h->lock);
 		sb_truncate(&h->buf, (size_t)attr->st_size);
@@ -204,6 +206,9 @@ static int do_unlink(struct fs *fs, fuse_req_t req, struct inode *dir, const cha
 		return 0;
 	if (dir->type == N_OBJDIR || dir->type == N_REVDIR)
 		return 0;
+	/* A log is the container's as long as the pod lives: rm clears it. */
+	if (dir->type == N_LOGDIR)
+		return logs_truncate(fs, dir, name, NULL, 0);
 	return -EPERM;
 }
 
@@ -518,6 +523,7 @@ struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e)
 	pthread_mutex_init(&fs->slock, NULL);
 	pthread_mutex_init(&fs->hlock, NULL);
 	inodes_init(fs);
+	logs_init(fs);
 	fs->watch = watch_hub_new(s);
 	argv[2] = getuid() == 0 ? (char *)"fsname=clusterfs,subtype=clusterfs,default_permissions,"
 					  "allow_other"
@@ -593,6 +599,7 @@ void fs_free(struct fs *fs)
 	watch_hub_free(fs->watch);
 	strmap_each(fs->scratch, free_scratch, NULL);
 	strmap_free(fs->scratch);
+	logs_free(fs);
 	inodes_free(fs);
 	free(fs->mountpoint);
 	free(fs);

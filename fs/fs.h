@@ -13,6 +13,16 @@
 
 struct fs;
 
+/* The most bytes a container's log keeps unless the server says otherwise. */
+#define FS_LOG_LIMIT_DEFAULT (1 << 20)
+
+/*
+ * Sets how many bytes each container's log keeps (> 0) in the filesystems
+ * made after the call. A process-wide setting: the server reads its
+ * options before it has a filesystem to give them to.
+ */
+void fs_set_log_limit(size_t bytes);
+
 /* Returns NULL with e on failure. The store stays the caller's. */
 struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e);
 int fs_loop(struct fs *fs);

@@ -20,6 +20,7 @@ static const char readme[] =
 	"  nodes/NAME.yaml                a node\n"
 	"  namespaces/NS.yaml             a namespace (mkdir namespaces/NS creates one)\n"
 	"  namespaces/NS/DEPLOY/NAME/replicas   echo 5 > it to scale\n"
+	"  namespaces/NS/pods/NAME/logs/C       what container C printed (cat, tail -f)\n"
 	"  apply, namespaces/NS/apply     write several documents; applied in one transaction\n"
 	"  events, namespaces/NS/events   what happened, and every rejected write with its reason\n"
 	"  watch                          write a filter line (a subtree, optionally 'since "
@@ -139,9 +140,14 @@ int is_object_name(const char *name)
 	return len > 5 && name[0] != '.' && !strcmp(name + len - 5, ".yaml");
 }
 
+static bool is_pod(const struct kind *k)
+{
+	return !strcmp(k->plural, "pods");
+}
+
 int kind_has_dir(const struct kind *k)
 {
-	return k->scalable;
+	return k->scalable || is_pod(k);
 }
 
 char *child_key(const struct inode *dir, const char *name)
@@ -238,6 +244,8 @@ static int lookup_in_objdir(struct fs *fs, struct inode *dir, const char *name, 
 		t = N_REVDIR;
 	else if (!strcmp(name, "rollback") && is_deployment(dir->kind))
 		t = N_ROLLBACK;
+	else if (!strcmp(name, "logs") && is_pod(dir->kind))
+		t = N_LOGDIR;
 	else
 		return -ENOENT;
 	*out = inode_make(fs, t, dir->kind, dir->ns, dir->name, key);
@@ -293,6 +301,11 @@ int inode_lookup(struct fs *fs, struct inode *dir, const char *name, struct inod
 			return -ENOENT;
 		*out = inode_make(fs, N_REVISION, dir->kind, dir->ns, dir->name, key);
 		return 0;
+	case N_LOGDIR:
+		if (logs_exists(fs, dir, name) < 0)
+			return -ENOENT;
+		*out = inode_make(fs, N_LOG, dir->kind, dir->ns, dir->name, key);
+		return 0;
 	default:
 		return -ENOTDIR;
 	}
@@ -347,6 +360,7 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 		return store_exists(fs->store, kind_by_name("Namespace"), "", in->ns) ? 0 : -ENOENT;
 	case N_OBJDIR:
 	case N_REVDIR:
+	case N_LOGDIR:
 		stat_dir(fs, st);
 		return store_exists(fs->store, in->kind, in->ns, in->name) ? 0 : -ENOENT;
 	case N_ROLLBACK:
@@ -379,6 +393,8 @@ int inode_stat(struct fs *fs, struct inode *in, struct stat *st)
 	}
 	case N_SCRATCH:
 		return scratch_stat(fs, NULL, in->key, st);
+	case N_LOG:
+		return logs_stat(fs, in, log_container(in), st);
 	}
 	return -ENOENT;
 }
@@ -469,11 +485,20 @@ int inode_list(struct fs *fs, struct inode *dir, struct dirent_list *l)
 			add_name(l, "revisions", DT_DIR);
 			add_name(l, "rollback", DT_REG);
 		}
+		if (is_pod(dir->kind))
+			add_name(l, "logs", DT_DIR);
 		return 0;
 	case N_REVDIR: {
 		char **names;
 		size_t n;
 		rollout_list(fs, dir, &names, &n);
+		add_files(l, names, n);
+		return 0;
+	}
+	case N_LOGDIR: {
+		char **names;
+		size_t n;
+		logs_list(fs, dir, &names, &n);
 		add_files(l, names, n);
 		return 0;
 	}

@@ -130,7 +130,7 @@ EOF2
 	mkdir "$M/namespaces/doomed"
 	replicaset d1 2 d | sed 's/^metadata:/metadata:\n  namespace: doomed/' >"$M/namespaces/doomed/replicasets/d1.yaml"
 	printf 'data: {a: b}\n' >"$M/namespaces/doomed/configmaps/c.yaml"
-	wait_for 10 sh -c "[ \$(ls $M/namespaces/doomed/pods | wc -l) -eq 2 ]"
+	wait_for 10 sh -c "[ \$(ls $M/namespaces/doomed/pods | grep -c '\.yaml\$') -eq 2 ]"
 	# a live ReplicaSet makes pods again while rm walks the tree (there is
 	# no namespace controller yet to stop it): its owner goes first
 	rm "$M/namespaces/doomed/replicasets/d1.yaml"
