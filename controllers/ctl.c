@@ -522,6 +522,24 @@ static int stopping(struct ctl *c)
 	return __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
 }
 
+/* Empties the wake-up pipe, then tells the controller. */
+static void woken(struct ctl *c)
+{
+	char buf[64];
+
+	while (read(c->wake[0], buf, sizeof(buf)) > 0)
+		;
+	if (c->ops->woken && !stopping(c))
+		c->ops->woken(c);
+}
+
+void ctl_wake(struct ctl *c)
+{
+	/* A full pipe already holds a wake-up: nothing is lost. */
+	if (write(c->wake[1], "w", 1) < 0 && errno != EAGAIN)
+		perror("clusterfs: ctl_wake");
+}
+
 static void *ctl_main(void *arg)
 {
 	struct ctl *c = arg;
@@ -536,6 +554,8 @@ static void *ctl_main(void *arg)
 			break;
 		if (fds[0].revents & POLLIN)
 			read_events(c);
+		if (fds[1].revents & POLLIN)
+			woken(c);
 		run_timers(c);
 		run_queue(c, 256);
 	}

@@ -46,12 +46,16 @@ struct ctl_ops {
 	/* Called every tick_ms milliseconds when tick_ms > 0. */
 	void (*tick)(struct ctl *c);
 	int tick_ms;
+	/* Called on the thread after another thread's ctl_wake(). */
+	void (*woken)(struct ctl *c);
 };
 
 /* Starts a controller on the mount. arg is the controller's own state. */
 struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg);
 /* Asks the thread to stop, and returns at once. */
 void ctl_request_stop(struct ctl *c);
+/* From any thread: has the controller's thread call ops->woken() soon. */
+void ctl_wake(struct ctl *c);
 /* Stops the thread, waits for it and frees everything; ctl_stop(NULL) does
  * nothing. The mount must still be served, or gone, for the thread to end. */
 void ctl_stop(struct ctl *c);

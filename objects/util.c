@@ -8,6 +8,10 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -335,4 +339,75 @@ void fmt_time(int64_t t, char buf[32])
 int cmp_strp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mkdir_p(const char *path, unsigned mode)
+{
+	cleanup_free char *p = xstrdup(path);
+
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return mkdir(p, mode) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+int file_put(const char *path, const void *data, size_t len, unsigned mode)
+{
+	cleanup_free char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	const char *p = data;
+
+	if (fd < 0)
+		return -errno;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int r = -errno;
+			close(fd);
+			unlink(tmp);
+			return r;
+		}
+		p += w, len -= (size_t)w;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+char *file_get(const char *path, size_t max, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct strbuf sb = {0};
+	char buf[8192];
+	ssize_t r;
+
+	if (fd < 0)
+		return NULL;
+	sb_grow(&sb, 1);
+	while (sb.len < max && (r = read(fd, buf, sizeof(buf))) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int saved = errno;
+			close(fd);
+			sb_free(&sb);
+			errno = saved;
+			return NULL;
+		}
+		sb_append(&sb, buf, (size_t)r);
+	}
+	close(fd);
+	if (len)
+		*len = sb.len;
+	return sb_steal(&sb, NULL);
 }

@@ -78,6 +78,14 @@ void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, 
 char **strmap_keys(const struct strmap *m, size_t *n);
 
 int64_t now_ns(void);
+
+/* Creates path and its missing parents (mkdir -p). 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+/* Replaces path with len bytes of data: a temporary file renamed over it. 0 or -errno. */
+int file_put(const char *path, const void *data, size_t len, unsigned mode);
+/* The whole of path, NUL-terminated (*len without the NUL; len may be NULL),
+ * at most max bytes; caller frees. NULL with errno set. */
+char *file_get(const char *path, size_t max, size_t *len);
 /* Formats t (ns since the epoch) as RFC 3339 UTC into buf[32]. */
 void fmt_time(int64_t t, char buf[32]);
 

@@ -1,0 +1,111 @@
+/*
+ * cni.c: runs the CNI plugins by the CNI specification's contract: the
+ * network configuration on stdin, the operation and the namespace in
+ * CNI_* variables, the result on stdout. The two plugins run in a chain
+ * of our own (loopback, then bridge); DEL runs them in reverse.
+ */
+#define _GNU_SOURCE
+#include "cni.h"
+#include "proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void cni_netns_name(const char *uid, char out[40])
+{
+	snprintf(out, 40, "cfs-%.24s", uid);
+}
+
+/* The gateway of cidr: its first address. */
+static int cidr_gateway(const char *cidr, char out[INET_ADDRSTRLEN])
+{
+	char net[INET_ADDRSTRLEN];
+	const char *slash = strchr(cidr, '/');
+	struct in_addr in;
+
+	if (!slash || (size_t)(slash - cidr) >= sizeof(net))
+		return -EINVAL;
+	snprintf(net, sizeof(net), "%.*s", (int)(slash - cidr), cidr);
+	if (inet_pton(AF_INET, net, &in) != 1)
+		return -EINVAL;
+	in.s_addr = htonl(ntohl(in.s_addr) + 1);
+	inet_ntop(AF_INET, &in, out, INET_ADDRSTRLEN);
+	return 0;
+}
+
+static int plugin(const struct cni_config *c, const char *type, const char *cmd,
+		  const char *netns, const char *ifname, const char *args, const char *conf,
+		  struct err *e)
+{
+	cleanup_free char *path = xasprintf("%s/%s", c->bin_dir, type);
+	cleanup_free char *e_cmd = xasprintf("CNI_COMMAND=%s", cmd);
+	cleanup_free char *e_id = xasprintf("CNI_CONTAINERID=%s", netns);
+	cleanup_free char *e_ns = xasprintf("CNI_NETNS=/run/netns/%s", netns);
+	cleanup_free char *e_if = xasprintf("CNI_IFNAME=%s", ifname);
+	cleanup_free char *e_path = xasprintf("CNI_PATH=%s", c->bin_dir);
+	cleanup_free char *e_args = xasprintf("CNI_ARGS=%s", args ? args : "");
+	const char *env[] = {e_cmd, e_id, e_ns, e_if, e_path, e_args, NULL};
+	const char *argv[] = {path, NULL};
+	struct proc_opts o = {.env = env, .input = conf, .keep_fd = -1, .timeout_ms = 30000};
+	cleanup_free char *out = NULL;
+	struct err pe = {0};
+	int r = proc_run(argv, &o, &out, &pe);
+
+	if (r == 0)
+		return 0;
+	/* A plugin reports its error as JSON on stdout. */
+	return err_set(e, EIO, "CNI %s %s: %s", type, cmd, out && *out ? out : pe.msg);
+}
+
+static char *bridge_conf(const struct cni_config *c, const char *cidr, const char *gw)
+{
+	return xasprintf("{\"cniVersion\":\"1.0.0\",\"name\":\"clusterfs\",\"type\":\"bridge\","
+			 "\"bridge\":\"%s\",\"isGateway\":true,\"ipMasq\":false,"
+			 "\"hairpinMode\":true,\"ipam\":{\"type\":\"host-local\","
+			 "\"ranges\":[[{\"subnet\":\"%s\",\"gateway\":\"%s\"}]],"
+			 "\"dataDir\":\"%s\"}}",
+			 c->bridge, cidr, gw, c->data_dir);
+}
+
+static const char loopback_conf[] =
+	"{\"cniVersion\":\"1.0.0\",\"name\":\"clusterfs-lo\",\"type\":\"loopback\"}";
+
+int cni_add(const struct cni_config *c, const char *netns, const char *cidr, const char *ip,
+	    struct err *e)
+{
+	char gw[INET_ADDRSTRLEN];
+	cleanup_free char *path = xasprintf("/run/netns/%s", netns);
+	const char *add[] = {"ip", "netns", "add", netns, NULL};
+	int r;
+
+	if (cidr_gateway(cidr, gw) < 0)
+		return err_set(e, EINVAL, "pod CIDR \"%s\": not an IPv4 CIDR", cidr);
+	if (access(path, F_OK) < 0 && proc_run(add, NULL, NULL, e) != 0)
+		return -EIO;
+	cleanup_free char *conf = bridge_conf(c, cidr, gw);
+	cleanup_free char *args = xasprintf("IP=%s", ip);
+	if ((r = plugin(c, "loopback", "ADD", netns, "lo", NULL, loopback_conf, e)) < 0 ||
+	    (r = plugin(c, "bridge", "ADD", netns, "eth0", args, conf, e)) < 0)
+		return r;
+	return 0;
+}
+
+int cni_del(const struct cni_config *c, const char *netns, const char *cidr, struct err *e)
+{
+	char gw[INET_ADDRSTRLEN];
+	cleanup_free char *path = xasprintf("/run/netns/%s", netns);
+	const char *del[] = {"ip", "netns", "delete", netns, NULL};
+	int r = 0;
+
+	if (cidr_gateway(cidr, gw) < 0)
+		return err_set(e, EINVAL, "pod CIDR \"%s\": not an IPv4 CIDR", cidr);
+	cleanup_free char *conf = bridge_conf(c, cidr, gw);
+	/* DEL must succeed on what is half gone: the plugins are idempotent. */
+	r = plugin(c, "bridge", "DEL", netns, "eth0", NULL, conf, e);
+	if (access(path, F_OK) == 0 && proc_run(del, NULL, NULL, e) != 0)
+		r = -EIO;
+	return r;
+}

@@ -1,0 +1,203 @@
+/*
+ * proc.c: fork, optionally unshare the mount namespace and detach the
+ * cgroup2 hierarchy, exec; collect stdout and stderr through pipes with a
+ * deadline. The child runs only system calls between fork and exec, so
+ * this is safe from any of the agent's threads.
+ */
+#define _GNU_SOURCE
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+
+#define UNIFIED "/sys/fs/cgroup/unified"
+
+static bool hybrid;
+static pthread_once_t hybrid_once = PTHREAD_ONCE_INIT;
+
+static void hybrid_check(void)
+{
+	struct statfs root, uni;
+
+	hybrid = statfs("/sys/fs/cgroup", &root) == 0 && root.f_type == TMPFS_MAGIC &&
+		 statfs(UNIFIED, &uni) == 0 && uni.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+bool proc_hybrid_cgroups(void)
+{
+	pthread_once(&hybrid_once, hybrid_check);
+	return hybrid;
+}
+
+extern char **environ;
+
+/* The agent's environment with o->env added in front; caller frees the array. */
+static char **proc_env(const struct proc_opts *o)
+{
+	size_t n = 0, m = 0;
+	while (environ[n])
+		n++;
+	while (o->env && o->env[m])
+		m++;
+	char **env = xcalloc(n + m + 1, sizeof(char *));
+	memcpy(env, o->env, m * sizeof(char *));
+	memcpy(env + m, environ, n * sizeof(char *));
+	return env;
+}
+
+/* In the child: only system calls from here to exec. */
+static void child(const char *const argv[], const struct proc_opts *o, char **env, int in,
+		  int out, int err)
+{
+	if (o->flags & PROC_DETACH)
+		setsid();
+	if ((o->flags & PROC_PRIVATE_MOUNTS) && hybrid &&
+	    (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	     umount2(UNIFIED, MNT_DETACH) < 0))
+		_exit(126);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(126);
+	if (o->keep_fd >= 0 && dup2(o->keep_fd, 3) < 0)
+		_exit(126);
+	syscall(SYS_close_range, o->keep_fd >= 0 ? 4 : 3, ~0U, 0);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execvpe(argv[0], (char *const *)argv, env);
+	_exit(127);
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads both pipes to their end, or until the deadline; false on timeout. */
+static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err,
+		    int64_t deadline, int writefd, const char *input)
+{
+	struct pollfd fds[3] = {{outfd, POLLIN, 0}, {errfd, POLLIN, 0}, {writefd, POLLOUT, 0}};
+	size_t inlen = input ? strlen(input) : 0, done = 0;
+	char buf[4096];
+
+	while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return false;
+		if (poll(fds, 3, (int)left) < 0 && errno != EINTR)
+			return false;
+		for (int i = 0; i < 2; i++) {
+			if (fds[i].fd < 0 || !fds[i].revents)
+				continue;
+			ssize_t r = read(fds[i].fd, buf, sizeof(buf));
+			if (r > 0)
+				sb_append(i ? err : out, buf, (size_t)r);
+			else if (r == 0 || errno != EINTR) {
+				close(fds[i].fd);
+				fds[i].fd = -1;
+			}
+		}
+		if (fds[2].fd >= 0 && fds[2].revents) {
+			ssize_t w = write(fds[2].fd, input + done, inlen - done);
+			if (w > 0)
+				done += (size_t)w;
+			if (w < 0 || done == inlen) {
+				close(fds[2].fd);
+				fds[2].fd = -1;
+			}
+		}
+	}
+	if (fds[2].fd >= 0)
+		close(fds[2].fd);
+	return true;
+}
+
+static void trim(struct strbuf *sb)
+{
+	while (sb->len && (sb->buf[sb->len - 1] == '\n' || sb->buf[sb->len - 1] == ' '))
+		sb->buf[--sb->len] = '\0';
+}
+
+int proc_run(const char *const argv[], const struct proc_opts *o, char **out, struct err *e)
+{
+	static const struct proc_opts none = {.keep_fd = -1};
+	int pin[2] = {-1, -1}, pout[2], perr[2], status;
+	struct strbuf sout = {0}, serr = {0};
+
+	o = o ? o : &none;
+	proc_hybrid_cgroups();
+	if (pipe2(pout, O_CLOEXEC) < 0)
+		return err_set(e, errno, "%s: pipe: %s", argv[0], strerror(errno));
+	if (pipe2(perr, O_CLOEXEC) < 0 || pipe2(pin, O_CLOEXEC) < 0) {
+		int r = errno;
+		close(pout[0]), close(pout[1]), close(perr[0]), close(perr[1]);
+		return err_set(e, r, "%s: pipe: %s", argv[0], strerror(r));
+	}
+	if (!o->input) {
+		close(pin[1]);
+		pin[1] = -1;
+	}
+	char **env = proc_env(o);
+	pid_t pid = fork();
+	if (pid == 0)
+		child(argv, o, env, pin[0], pout[1], perr[1]);
+	free(env);
+	close(pin[0]), close(pout[1]), close(perr[1]);
+	if (pid < 0) {
+		int r = errno;
+		close(pout[0]), close(perr[0]);
+		if (pin[1] >= 0)
+			close(pin[1]);
+		return err_set(e, r, "%s: fork: %s", argv[0], strerror(r));
+	}
+	int64_t deadline = mono_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 60000);
+	bool in_time = collect(pout[0], perr[0], &sout, &serr, deadline, pin[1], o->input);
+	if (!in_time) {
+		kill(pid, SIGKILL);
+		close(pout[0]), close(perr[0]);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	trim(&serr);
+	int r = !in_time ? err_set(e, ETIMEDOUT, "%s: timed out", argv[0])
+	      : WIFEXITED(status) ? WEXITSTATUS(status)
+				  : 128 + WTERMSIG(status);
+	if (r > 0)
+		err_set(e, EIO, "%s: %s", argv[0],
+			serr.len ? serr.buf : r == 127 ? "not found" : "failed");
+	sb_free(&serr);
+	if (out && r >= 0) {
+		trim(&sout);
+		*out = sout.buf ? sb_steal(&sout, NULL) : xstrdup("");
+	}
+	sb_free(&sout);
+	return r;
+}
+
+int proc_pidfd(pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	return fd < 0 ? -errno : fd;
+}
