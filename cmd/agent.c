@@ -1,8 +1,8 @@
 /*
  * agent.c: `clusterfs agent`, the node agent's command line.
  *
- *   clusterfs agent --view DIR --node NAME --simulated [--capacity LIST]
- *                   [--nodes N] [--heartbeat SECONDS]
+ *   clusterfs agent --view DIR --node NAME [--simulated [--nodes N]]
+ *                   [--capacity LIST] [--heartbeat SECONDS] [runtime options]
  *
  * Checks the options and the view, starts the agent (nodeagent/agent.h)
  * with the runtime the options pick, and runs until SIGINT or SIGTERM.
@@ -17,23 +17,40 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "runtime-crun.h"
 
 int cmd_agent(int argc, char **argv);
 
+#define AGENT_STATE "/var/lib/clusterfs/agent"
+#define AGENT_RUN "/run/clusterfs"
+#define MAX_INSECURE 16
+
 static int agent_usage(FILE *out)
 {
-	fputs("usage: clusterfs agent --view DIR --node NAME --simulated\n"
-	      "                       [--capacity cpu=4,memory=8Gi,pods=110] [--nodes N]\n"
-	      "                       [--heartbeat SECONDS]\n"
+	fputs("usage: clusterfs agent --view DIR --node NAME [--simulated [--nodes N]]\n"
+	      "                       [--capacity cpu=4,memory=8Gi,pods=110] [--heartbeat SECONDS]\n"
+	      "                       [--state-dir DIR] [--run-dir DIR] [--bridge NAME]\n"
+	      "                       [--registry HOST] [--insecure-registry HOST:PORT]...\n"
+	      "                       [--pids-limit N] [--backoff SECONDS]\n"
 	      "\n"
 	      "Runs node NAME on the cluster mounted at DIR: registers nodes/NAME.yaml,\n"
-	      "renews its Ready heartbeat every SECONDS (10), runs the pods bound to it.\n"
+	      "renews its Ready heartbeat every SECONDS (10), runs the pods bound to it\n"
+	      "as containers with crun under conmon.\n"
 	      "  --simulated   pods run at once without containers (a hollow node)\n"
 	      "  --nodes N     N simulated nodes NAME-0 .. NAME-(N-1) from this process\n"
-	      "  --capacity    status.capacity; named entries replace the defaults\n",
+	      "  --capacity    status.capacity; named entries replace the defaults\n"
+	      "  --state-dir   images and pods (" AGENT_STATE ")\n"
+	      "  --run-dir     crun's and conmon's state (" AGENT_RUN ")\n"
+	      "  --bridge      the pod network's bridge (cfs0)\n"
+	      "  --registry    the registry of short image names (docker.io)\n"
+	      "  --insecure-registry  a registry reached over plain HTTP; repeatable\n"
+	      "  --pids-limit  the most processes of one container (4096; 0: no limit)\n"
+	      "  --backoff     the first restart back-off, doubling to 5 minutes (10)\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }
@@ -41,6 +58,9 @@ static int agent_usage(FILE *out)
 struct agent_opts {
 	struct agent_config cfg;
 	const char *server;
+	struct crun_config crun;
+	const char *insecure[MAX_INSECURE + 1];
+	int ninsecure;
 	int simulated;
 	int help;
 };
@@ -86,6 +106,13 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{"nodes", required_argument, NULL, 'N'},
 		{"heartbeat", required_argument, NULL, 'b'},
 		{"server", required_argument, NULL, 's'},
+		{"state-dir", required_argument, NULL, 'D'},
+		{"run-dir", required_argument, NULL, 'R'},
+		{"bridge", required_argument, NULL, 'B'},
+		{"registry", required_argument, NULL, 'r'},
+		{"insecure-registry", required_argument, NULL, 'i'},
+		{"pids-limit", required_argument, NULL, 'P'},
+		{"backoff", required_argument, NULL, 'k'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -110,6 +137,38 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'h':
 			o->help = 1;
+			break;
+		case 'D':
+			o->crun.state_dir = optarg;
+			break;
+		case 'R':
+			o->crun.run_dir = optarg;
+			break;
+		case 'B':
+			if (!*optarg || strlen(optarg) > 15 || strpbrk(optarg, "/ \t"))
+				return agent_bad("--bridge \"%s\": an interface name of 1 to 15 characters",
+						 optarg);
+			o->crun.bridge = optarg;
+			break;
+		case 'r':
+			o->crun.registry = optarg;
+			break;
+		case 'i':
+			if (o->ninsecure == MAX_INSECURE)
+				return agent_bad("--insecure-registry %s: too many", optarg);
+			o->insecure[o->ninsecure++] = optarg;
+			break;
+		case 'P': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || end == optarg || n < 0 || n > 1 << 22)
+				return agent_bad("--pids-limit \"%s\": a number, 0 for none", optarg);
+			o->crun.pids_limit = n;
+			break;
+		}
+		case 'k':
+			if (parse_seconds(optarg, &o->crun.backoff_ms) < 0)
+				return agent_bad("--backoff \"%s\": seconds, from 0.1 to 3600", optarg);
 			break;
 		case 'N':
 			if (parse_nodes(optarg, &o->cfg.nodes) < 0)
@@ -138,16 +197,32 @@ static int agent_validate(const struct agent_opts *o)
 				 o->server);
 	if (!o->cfg.view || !o->cfg.node)
 		return agent_usage(stderr);
-	if (!o->simulated)
-		return agent_bad("%s: the real container runtime (crun) is not there yet: "
-				 "run with --simulated",
-				 o->cfg.node);
+	if (o->cfg.nodes && !o->simulated)
+		return agent_bad("--nodes %s: only simulated nodes share a process", "N");
 	cleanup_free char *nodes = xasprintf("%s/nodes", o->cfg.view);
 	cleanup_free char *nsdir = xasprintf("%s/namespaces", o->cfg.view);
 	if (stat(nodes, &st) < 0 || !S_ISDIR(st.st_mode) || stat(nsdir, &st) < 0 ||
 	    !S_ISDIR(st.st_mode))
 		return agent_bad("%s: not a clusterfs view (no nodes/ and namespaces/ in it)",
 				 o->cfg.view);
+	return 0;
+}
+
+/* The runtime's directories, made and made absolute: crun and conmon
+ * resolve paths from directories of their own. */
+static int absolute_dirs(struct agent_opts *o)
+{
+	static char state[PATH_MAX], run[PATH_MAX], view[PATH_MAX];
+
+	if (mkdir_p(o->crun.state_dir, 0700) < 0 || !realpath(o->crun.state_dir, state))
+		return agent_bad("--state-dir %s: cannot be made", o->crun.state_dir);
+	if (mkdir_p(o->crun.run_dir, 0700) < 0 || !realpath(o->crun.run_dir, run))
+		return agent_bad("--run-dir %s: cannot be made", o->crun.run_dir);
+	if (!realpath(o->cfg.view, view))
+		return agent_bad("--view %s: not found", o->cfg.view);
+	o->crun.state_dir = state;
+	o->crun.run_dir = run;
+	o->crun.view = view;
 	return 0;
 }
 
@@ -162,7 +237,9 @@ static int agent_run(const struct agent_opts *o)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct agent *a = agent_new(&o->cfg, agent_runtime_sim_new(), &e);
+	struct agent_runtime *rt = o->simulated ? agent_runtime_sim_new()
+						: agent_runtime_crun_new(&o->crun, &e);
+	struct agent *a = rt ? agent_new(&o->cfg, rt, &e) : NULL;
 	if (!a) {
 		fprintf(stderr, "clusterfs agent: %s\n", e.msg);
 		return 2;
@@ -171,8 +248,8 @@ static int agent_run(const struct agent_opts *o)
 		fprintf(stderr, "clusterfs agent: nodes %s-0 .. %s-%d (simulated) on %s\n",
 			o->cfg.node, o->cfg.node, o->cfg.nodes - 1, o->cfg.view);
 	else
-		fprintf(stderr, "clusterfs agent: node %s (simulated) on %s\n", o->cfg.node,
-			o->cfg.view);
+		fprintf(stderr, "clusterfs agent: node %s (%s) on %s\n", o->cfg.node,
+			o->simulated ? "simulated" : rt->name, o->cfg.view);
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	agent_free(a);
@@ -181,10 +258,16 @@ static int agent_run(const struct agent_opts *o)
 
 int cmd_agent(int argc, char **argv)
 {
-	struct agent_opts o = {.cfg.heartbeat_ms = 10000};
+	struct agent_opts o = {.cfg.heartbeat_ms = 10000,
+			       .crun = {.state_dir = AGENT_STATE, .run_dir = AGENT_RUN,
+					.bridge = "cfs0", .pids_limit = 4096}};
 	int r;
 
 	if ((r = agent_parse(argc, argv, &o)) != 0)
+		return r;
+	o.crun.view = o.cfg.view;
+	o.crun.insecure = o.insecure;
+	if (!o.simulated && (r = absolute_dirs(&o)) != 0)
 		return r;
 	if (o.help)
 		return agent_usage(stdout);

@@ -373,7 +373,10 @@ static void node_fill(struct agent *a, const struct agent_node *n, struct ynode 
 	y_set(labels, "kubernetes.io/hostname", y_str(n->name));
 	y_set(labels, "kubernetes.io/os", y_str("linux"));
 	y_set(labels, "kubernetes.io/arch", y_str(AGENT_ARCH));
-	y_set(labels, "clusterfs.io/runtime", y_str(a->rt->name));
+	/* "crun://1.8.1" is labelled "crun": a label value has no "/". */
+	char *kind = xstrndup(a->rt->name, strcspn(a->rt->name, ":"));
+	y_set(labels, "clusterfs.io/runtime", y_str(kind));
+	free(kind);
 	if (!y_get(spec, "podCIDR")) {
 		struct ynode *cidrs = y_seq();
 		y_push(cidrs, y_str(n->range.cidr));
@@ -471,12 +474,42 @@ static void adopt_pod(struct ctl *c, const char *ns, const char *name, const str
 	pod_track(a, key, pod, n, ntohl(in.s_addr));
 }
 
+struct uids {
+	struct agent *a;
+	char **v;
+	size_t n;
+};
+
+static void collect_uid(struct ctl *c, const char *ns, const char *name, const struct ynode *pod,
+			void *arg)
+{
+	struct uids *u = arg;
+	const char *uid = y_path_str(pod, "metadata.uid");
+
+	if (!uid || !node_of(u->a, pod))
+		return;
+	u->v = xrealloc(u->v, (u->n + 2) * sizeof(char *));
+	u->v[u->n++] = xstrdup(uid);
+	u->v[u->n] = NULL;
+}
+
+/* Claims the pods found at start, and has the runtime release the ones it
+ * still holds whose pod objects are gone. */
 static void agent_adopt(struct ctl *c, struct agent *a)
 {
+	struct uids u = {.a = a};
+
 	if (a->adopted)
 		return;
 	a->adopted = true;
 	ctl_each(c, a->pod_kind, NULL, adopt_pod, a);
+	if (!a->rt->sweep)
+		return;
+	ctl_each(c, a->pod_kind, NULL, collect_uid, &u);
+	a->rt->sweep(a->rt, u.v);
+	for (size_t i = 0; i < u.n; i++)
+		free(u.v[i]);
+	free(u.v);
 }
 
 static int runtime_stop(struct agent *a, const char *uid, int grace_s)
@@ -533,7 +566,7 @@ static int pod_start(struct agent *a, const char *key, const struct ynode *pod,
 		return 0;
 	if (p->ip)
 		agent_ip_str(p->ip, ip);
-	r = a->rt->start_pod(a->rt, pod, ip, &e);
+	r = a->rt->start_pod(a->rt, pod, ip, n->range.cidr, &e);
 	if (r == 0)
 		p->started = true;
 	else if (r != -EINPROGRESS)
@@ -551,11 +584,12 @@ static struct ynode *ip_list(const char *ip)
 	return list;
 }
 
-static struct ynode *pod_conditions(const struct ynode *old, bool ready, const char *now)
+static struct ynode *pod_conditions(const struct ynode *old, const struct agent_pod_status *st,
+				    const char *now)
 {
 	static const char *const types[] = {"Initialized", "Ready", "ContainersReady",
 					    "PodScheduled"};
-	const bool values[] = {true, ready, ready, true};
+	const bool values[] = {st->initialized, st->ready, st->ready, true};
 	struct ynode *list = y_seq();
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -583,7 +617,7 @@ static struct ynode *pod_status_doc(const struct agent_pod *p, const struct ynod
 	else
 		strcpy(ip, p->node->ip);
 	y_set(s, "phase", y_str(st->phase));
-	y_set(s, "conditions", pod_conditions(y_get(old, "conditions"), st->ready, now));
+	y_set(s, "conditions", pod_conditions(y_get(old, "conditions"), st, now));
 	y_set(s, "containerStatuses", st->containers);
 	if (st->init_containers)
 		y_set(s, "initContainerStatuses", st->init_containers);
@@ -712,6 +746,45 @@ static int agent_reconcile(struct ctl *c, const char *key)
 	return pod_sync(c, a, key, ns, name);
 }
 
+struct uid_key {
+	const char *uid, *key;
+};
+
+static void match_uid(const char *key, void *val, void *arg)
+{
+	struct agent_pod *p = val;
+	struct uid_key *uk = arg;
+
+	if (!strcmp(p->uid, uk->uid))
+		uk->key = key;
+}
+
+/* The runtime says pods changed: queue them, to write their status. */
+static void agent_woken(struct ctl *c)
+{
+	struct agent *a = ctl_arg(c);
+	char **uids = a->rt->changed ? a->rt->changed(a->rt) : NULL;
+
+	for (size_t i = 0; uids && uids[i]; i++) {
+		struct uid_key uk = {uids[i], NULL};
+		strmap_each(a->pods, match_uid, &uk);
+		if (uk.key)
+			ctl_queue(c, uk.key);
+		free(uids[i]);
+	}
+	free(uids);
+}
+
+/* From the runtime's threads. */
+static void agent_notify(void *arg)
+{
+	struct agent *a = arg;
+	struct ctl *c = __atomic_load_n(&a->ctl, __ATOMIC_ACQUIRE);
+
+	if (c)
+		ctl_wake(c);
+}
+
 /* Queues the nodes whose heartbeat is due. The first tick registers every
  * node; after it node i beats at (i+1)/N of the period, then every period,
  * so N nodes spread their writes evenly. */
@@ -775,9 +848,12 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 		.changed = agent_changed,
 		.reconcile = agent_reconcile,
 		.tick = agent_tick,
+		.woken = agent_woken,
 		.tick_ms = a->heartbeat_ms < 100 ? a->heartbeat_ms : 100,
 	};
-	a->ctl = ctl_start(cfg->view, &a->ops, a);
+	if (rt->set_notify)
+		rt->set_notify(rt, agent_notify, a);
+	__atomic_store_n(&a->ctl, ctl_start(cfg->view, &a->ops, a), __ATOMIC_RELEASE);
 	return a;
 }
 
@@ -792,6 +868,8 @@ void agent_free(struct agent *a)
 {
 	if (!a)
 		return;
+	if (a->rt->set_notify)
+		a->rt->set_notify(a->rt, NULL, NULL);
 	ctl_stop(a->ctl);
 	strmap_each(a->pods, drop_pod, NULL);
 	strmap_free(a->pods);

@@ -86,7 +86,7 @@ int cni_add(const struct cni_config *c, const char *netns, const char *cidr, con
 	if (access(path, F_OK) < 0 && proc_run(add, NULL, NULL, e) != 0)
 		return -EIO;
 	cleanup_free char *conf = bridge_conf(c, cidr, gw);
-	cleanup_free char *args = xasprintf("IP=%s", ip);
+	cleanup_free char *args = xasprintf("IgnoreUnknown=1;IP=%s", ip);
 	if ((r = plugin(c, "loopback", "ADD", netns, "lo", NULL, loopback_conf, e)) < 0 ||
 	    (r = plugin(c, "bridge", "ADD", netns, "eth0", args, conf, e)) < 0)
 		return r;

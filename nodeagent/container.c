@@ -114,8 +114,10 @@ int ctr_create(const struct ctr_env *env, const char *dir, const char *id, pid_t
 			      "--runtime-arg", root, "--log-size-max", "8388608",
 			      "--syslog", NULL};
 	const char *senv[] = {"_OCI_SYNCPIPE=3", NULL};
+	cleanup_free char *crun_path = proc_which("crun");
 	int fds[2], r;
 
+	argv[8] = crun_path ? crun_path : "crun";
 	if (mkdir_p(exits, 0700) < 0 || mkdir_p(env->sock_dir, 0700) < 0)
 		return err_set(e, errno, "%s: %s", dir, strerror(errno));
 	if (pipe2(fds, O_CLOEXEC) < 0)

@@ -77,7 +77,8 @@ static void child(const char *const argv[], const struct proc_opts *o, char **en
 		_exit(126);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(126);
-	if (o->keep_fd >= 0 && dup2(o->keep_fd, 3) < 0)
+	/* dup2() onto itself would leave close-on-exec set. */
+	if (o->keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : o->keep_fd >= 0 && dup2(o->keep_fd, 3) < 0)
 		_exit(126);
 	syscall(SYS_close_range, o->keep_fd >= 0 ? 4 : 3, ~0U, 0);
 	sigset_t none;
@@ -200,4 +201,19 @@ int proc_pidfd(pid_t pid)
 {
 	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
 	return fd < 0 ? -errno : fd;
+}
+
+char *proc_which(const char *name)
+{
+	const char *path = getenv("PATH");
+	cleanup_free char *dirs = xstrdup(path && *path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	char *save = NULL;
+
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char *full = xasprintf("%s/%s", d, name);
+		if (access(full, X_OK) == 0)
+			return full;
+		free(full);
+	}
+	return NULL;
 }

@@ -39,6 +39,9 @@ bool proc_hybrid_cgroups(void);
  */
 int proc_run(const char *const argv[], const struct proc_opts *o, char **out, struct err *e);
 
+/* The path of program name in PATH; NULL when there is none. Caller frees. */
+char *proc_which(const char *name);
+
 /* A pidfd for pid (poll: readable when it exits); -errno when it is gone. */
 int proc_pidfd(pid_t pid);
 

@@ -99,7 +99,7 @@ static void sim_add_containers(struct sim_pod *sp, const struct ynode *pod, cons
 }
 
 static int sim_start_pod(struct agent_runtime *rt, const struct ynode *pod, const char *ip,
-			 struct err *e)
+			 const char *cidr, struct err *e)
 {
 	struct sim *s = (struct sim *)rt;
 	const char *uid = y_path_str(pod, "metadata.uid");
@@ -197,6 +197,7 @@ static int sim_pod_status(struct agent_runtime *rt, const char *uid, struct agen
 		return -ENOENT;
 	st->phase = "Running";
 	st->ready = true;
+	st->initialized = true;
 	st->containers = y_seq();
 	st->init_containers = NULL;
 	for (size_t i = 0; i < sp->n; i++) {

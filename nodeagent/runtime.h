@@ -14,7 +14,8 @@
  * the agent's one thread, and none may block for long: that thread serves
  * every pod of every node the process runs. A runtime that needs time
  * (pulling an image, a grace period) answers -EINPROGRESS and the agent
- * asks again later.
+ * asks again later, or works on threads of its own and says when a pod's
+ * status changed (set_notify, changed).
  */
 #ifndef CFS_RUNTIME_H
 #define CFS_RUNTIME_H
@@ -27,6 +28,7 @@
 struct agent_pod_status {
 	const char *phase;	       /* "Pending", "Running", "Succeeded", "Failed"; static */
 	bool ready;		       /* every container is ready */
+	bool initialized;	       /* every init container completed */
 	struct ynode *containers;      /* containerStatuses (a list), owned; never NULL */
 	struct ynode *init_containers; /* initContainerStatuses, owned; NULL when none */
 };
@@ -36,13 +38,13 @@ struct agent_runtime {
 	const char *name;
 	/*
 	 * Makes pod (the object as the agent read it) run with the address
-	 * ip ("" for host networking). A pod the runtime already runs, or
+	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs, or
 	 * finds still running after an agent restart, is adopted: 0, nothing
 	 * restarted. Returns 0, -EINPROGRESS while still starting, or -errno
 	 * with e set.
 	 */
 	int (*start_pod)(struct agent_runtime *rt, const struct ynode *pod, const char *ip,
-			 struct err *e);
+			 const char *cidr, struct err *e);
 	/*
 	 * Stops the pod uid (SIGTERM, grace_s seconds, SIGKILL) and forgets
 	 * it. 0 once it is gone (an unknown uid is gone), -EINPROGRESS while
@@ -51,6 +53,16 @@ struct agent_runtime {
 	int (*stop_pod)(struct agent_runtime *rt, const char *uid, int grace_s, struct err *e);
 	/* Fills st (clear it with agent_pod_status_clear); -ENOENT for an unknown uid. */
 	int (*pod_status)(struct agent_runtime *rt, const char *uid, struct agent_pod_status *st);
+	/*
+	 * Optional (NULL in a runtime that changes only when called): notify
+	 * is called from any thread when a pod's status changed; changed()
+	 * then returns the uids of those pods (a NULL-terminated array, caller
+	 * frees it and them) and forgets them.
+	 */
+	void (*set_notify)(struct agent_runtime *rt, void (*notify)(void *arg), void *arg);
+	char **(*changed)(struct agent_runtime *rt);
+	/* Optional: stops and releases the pods the runtime holds but for those in keep. */
+	void (*sweep)(struct agent_runtime *rt, char *const *keep);
 	/* Frees the runtime; the pods it runs keep running. */
 	void (*free)(struct agent_runtime *rt);
 };

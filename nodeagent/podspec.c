@@ -1,0 +1,506 @@
+/*
+ * podspec.c: the pod spec made concrete for one node.
+ *
+ * pod_files() writes what every container of the pod shares: /etc/hosts,
+ * /etc/hostname, /etc/resolv.conf, and the volumes (emptyDir, hostPath,
+ * configMap and secret, the last two one file per key with defaultMode).
+ * ctr_config() turns a container's spec and its image's config into
+ * config.json by Kubernetes' rules: command replaces the entrypoint and
+ * drops the image's cmd, args replace the cmd; env entries override the
+ * image's, with values from config maps, secrets and the pod's fields;
+ * limits become cgroup limits. Config maps and secrets are read from the
+ * view, as any client would.
+ */
+#define _GNU_SOURCE
+#include "oci.h"
+#include "runtime-crun-internal.h"
+#include "schema.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *str_or(const struct ynode *m, const char *path, const char *def)
+{
+	const char *s = y_path_str(m, path);
+	return s ? s : def;
+}
+
+static const char *hostname_of(struct crun_pod *p)
+{
+	return str_or(p->pod, "spec.hostname", p->name);
+}
+
+/* The object KIND/NAME of the pod's namespace, from the view; caller frees. */
+static struct ynode *view_get(struct crun_pod *p, const char *kind, const char *name,
+			      struct err *e)
+{
+	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s/%s.yaml", p->rt->cfg.view, p->ns,
+					    kind, name);
+	size_t len;
+	cleanup_free char *text = file_get(path, 4 << 20, &len);
+	struct ynode **docs = NULL, *doc = NULL;
+	size_t n = 0;
+
+	if (!text) {
+		err_set(e, errno, "%s \"%s\" not found", kind, name);
+		return NULL;
+	}
+	if (y_parse(text, len, &docs, &n, e) == 0 && n == 1)
+		doc = docs[0];
+	else
+		for (size_t i = 0; i < n; i++)
+			y_free(docs[i]);
+	free(docs);
+	return doc;
+}
+
+/* A config map's or secret's value for key (secret values decoded); caller frees. */
+static char *value_of(const struct ynode *obj, bool secret, const char *key, size_t *len)
+{
+	const char *v = y_path_str(y_get(obj, "data"), key);
+	char *out;
+
+	if (!v && !secret)
+		v = y_path_str(y_get(obj, "binaryData"), key);
+	if (!v)
+		return NULL;
+	if (!secret) {
+		*len = strlen(v);
+		return xstrdup(v);
+	}
+	out = xmalloc(strlen(v) + 1);
+	long n = base64_decode(v, (unsigned char *)out);
+	if (n < 0) {
+		free(out);
+		return NULL;
+	}
+	out[n] = '\0';
+	*len = (size_t)n;
+	return out;
+}
+
+/* ---- the pod's files ---- */
+
+static int put(const char *dir, const char *name, const char *text, unsigned mode, struct err *e)
+{
+	cleanup_free char *path = xasprintf("%s/%s", dir, name);
+	int r = file_put(path, text, strlen(text), mode);
+	return r < 0 ? err_set(e, -r, "%s: %s", path, strerror(-r)) : 0;
+}
+
+static char *resolv_conf(struct crun_pod *p)
+{
+	struct strbuf sb = {0};
+	cleanup_free char *host = file_get("/etc/resolv.conf", 65536, NULL);
+	char *save = NULL;
+
+	sb_printf(&sb, "search %s.svc.cluster.local svc.cluster.local cluster.local\n", p->ns);
+	/* The host's servers, but for loopback ones, which a pod cannot reach. */
+	for (char *l = host ? strtok_r(host, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+		char addr[64];
+		if (sscanf(l, "nameserver %63s", addr) == 1 && strncmp(addr, "127.", 4) &&
+		    strcmp(addr, "::1"))
+			sb_printf(&sb, "nameserver %s\n", addr);
+	}
+	sb_puts(&sb, "options ndots:5\n");
+	return sb_steal(&sb, NULL);
+}
+
+/* Writes a config map's or secret's keys (or the chosen items) into dir. */
+static int key_files(struct crun_pod *p, const struct ynode *src, bool secret, const char *dir,
+		     struct err *e)
+{
+	const char *name = str_or(src, secret ? "secretName" : "name", "");
+	const struct ynode *mode = y_get(src, "defaultMode"), *items = y_get(src, "items");
+	const struct ynode *opt = y_get(src, "optional");
+	struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps", name, e);
+	const struct ynode *data = obj ? y_get(obj, "data") : NULL;
+	unsigned m = mode && mode->type == Y_INT ? (unsigned)mode->i & 0777 : 0644;
+	int r = 0;
+
+	if (!obj)
+		return opt && opt->type == Y_BOOL && opt->i ? 0 : -ENOENT;
+	for (size_t i = 0; data && data->type == Y_MAP && i < data->n; i++) {
+		const char *key = data->keys[i], *path = key;
+		unsigned fm = m;
+		bool wanted = !items || items->type != Y_SEQ;
+		for (size_t j = 0; !wanted && j < items->n; j++)
+			if (!strcmp(str_or(items->v[j], "key", ""), key)) {
+				wanted = true;
+				path = str_or(items->v[j], "path", key);
+				const struct ynode *im = y_get(items->v[j], "mode");
+				if (im && im->type == Y_INT)
+					fm = (unsigned)im->i & 0777;
+			}
+		size_t len = 0;
+		cleanup_free char *v = wanted ? value_of(obj, secret, key, &len) : NULL;
+		if (!v || strstr(path, "..") || path[0] == '/')
+			continue;
+		cleanup_free char *file = xasprintf("%s/%s", dir, path);
+		char *slash = strrchr(file, '/');
+		*slash = '\0';
+		mkdir_p(file, 0755);
+		*slash = '/';
+		if ((r = file_put(file, v, len, fm)) < 0) {
+			err_set(e, -r, "%s: %s", file, strerror(-r));
+			break;
+		}
+		chmod(file, fm);
+	}
+	y_free(obj);
+	return r;
+}
+
+static int volume(struct crun_pod *p, const struct ynode *v, struct err *e)
+{
+	const char *name = str_or(v, "name", "");
+	cleanup_free char *dir = xasprintf("%s/volumes/%s", p->dir, name);
+	const struct ynode *src;
+
+	if (y_get(v, "hostPath")) {
+		const char *path = str_or(v, "hostPath.path", "");
+		const char *type = str_or(v, "hostPath.type", "");
+		if (!strcmp(type, "DirectoryOrCreate"))
+			mkdir_p(path, 0755);
+		if (access(path, F_OK) < 0)
+			return err_set(e, ENOENT, "volume %s: hostPath %s: %s", name, path,
+				       strerror(errno));
+		return 0;
+	}
+	if (mkdir_p(dir, 0755) < 0)
+		return err_set(e, errno, "%s: %s", dir, strerror(errno));
+	chmod(dir, y_get(v, "emptyDir") ? 0777 : 0755);
+	if ((src = y_get(v, "configMap")) && key_files(p, src, false, dir, e) < 0)
+		return err_prefix(e, "volume %s: ", name), -ENOENT;
+	if ((src = y_get(v, "secret")) && key_files(p, src, true, dir, e) < 0)
+		return err_prefix(e, "volume %s: ", name), -ENOENT;
+	return 0;
+}
+
+int pod_files(struct crun_pod *p, struct err *e)
+{
+	cleanup_free char *hosts = xasprintf("# Kubernetes-managed hosts file (clusterfs).\n"
+					     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+					     "%s\t%s\n",
+					     p->ip, hostname_of(p));
+	cleanup_free char *hostname = xasprintf("%s\n", hostname_of(p));
+	cleanup_free char *resolv = resolv_conf(p);
+	const struct ynode *vols = y_path(p->pod, "spec.volumes");
+	int r;
+
+	if ((r = put(p->dir, "hosts", hosts, 0644, e)) < 0 ||
+	    (r = put(p->dir, "hostname", hostname, 0644, e)) < 0 ||
+	    (r = put(p->dir, "resolv.conf", resolv, 0644, e)) < 0)
+		return r;
+	for (size_t i = 0; vols && vols->type == Y_SEQ && i < vols->n; i++)
+		if ((r = volume(p, vols->v[i], e)) < 0)
+			return r;
+	return 0;
+}
+
+/* ---- one container's config.json ---- */
+
+struct strv {
+	char **v;
+	size_t n;
+};
+
+static void strv_add(struct strv *s, char *str)
+{
+	s->v = xrealloc(s->v, (s->n + 2) * sizeof(char *));
+	s->v[s->n++] = str;
+	s->v[s->n] = NULL;
+}
+
+static void strv_free(struct strv *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+static void strv_seq(struct strv *s, const struct ynode *seq)
+{
+	for (size_t i = 0; seq && seq->type == Y_SEQ && i < seq->n; i++)
+		if (seq->v[i]->str)
+			strv_add(s, xstrdup(seq->v[i]->str));
+}
+
+/* Sets NAME=value, replacing an earlier NAME. */
+static void env_set(struct strv *env, const char *name, const char *value)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < env->n; i++)
+		if (!strncmp(env->v[i], name, len) && env->v[i][len] == '=') {
+			free(env->v[i]);
+			env->v[i] = xasprintf("%s=%s", name, value);
+			return;
+		}
+	strv_add(env, xasprintf("%s=%s", name, value));
+}
+
+static const char *field_of(struct crun_pod *p, const char *path)
+{
+	if (!strcmp(path, "metadata.name"))
+		return p->name;
+	if (!strcmp(path, "metadata.namespace"))
+		return p->ns;
+	if (!strcmp(path, "metadata.uid"))
+		return p->uid;
+	if (!strcmp(path, "status.podIP"))
+		return p->ip;
+	if (!strcmp(path, "spec.nodeName"))
+		return str_or(p->pod, "spec.nodeName", "");
+	if (!strcmp(path, "spec.serviceAccountName"))
+		return str_or(p->pod, "spec.serviceAccountName", "default");
+	return y_path_str(p->pod, path);
+}
+
+/* One env entry's value; caller frees. NULL with e set, or NULL and no
+ * error for an optional reference that is missing. */
+static char *env_value(struct crun_pod *p, const struct ynode *ent, struct err *e)
+{
+	const struct ynode *from = y_get(ent, "valueFrom"), *ref;
+	const char *name = str_or(ent, "name", "");
+
+	if (!from)
+		return xstrdup(str_or(ent, "value", ""));
+	if ((ref = y_get(from, "fieldRef"))) {
+		const char *v = field_of(p, str_or(ref, "fieldPath", ""));
+		if (!v)
+			err_set(e, EINVAL, "env %s: fieldPath %s is not supported", name,
+				str_or(ref, "fieldPath", ""));
+		return v ? xstrdup(v) : NULL;
+	}
+	bool secret = (ref = y_get(from, "secretKeyRef")) != NULL;
+	if (!ref && !(ref = y_get(from, "configMapKeyRef")))
+		return xstrdup("");
+	const struct ynode *opt = y_get(ref, "optional");
+	bool optional = opt && opt->type == Y_BOOL && opt->i;
+	const char *key = str_or(ref, "key", "");
+	struct err ge = {0};
+	struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps", str_or(ref, "name", ""), &ge);
+	size_t len;
+	char *v = obj ? value_of(obj, secret, key, &len) : NULL;
+	y_free(obj);
+	if (!v && !optional)
+		err_set(e, ENOENT, "env %s: %s", name,
+			obj ? "the key is not in the object" : ge.msg);
+	return v;
+}
+
+static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
+		struct strv *env, struct err *e)
+{
+	const struct ynode *list = y_get(c->spec, "env"), *from = y_get(c->spec, "envFrom");
+
+	strv_seq(env, y_get(img->config, "Env"));
+	env_set(env, "HOSTNAME", hostname_of(p));
+	for (size_t i = 0; from && from->type == Y_SEQ && i < from->n; i++) {
+		const struct ynode *ref = y_get(from->v[i], "configMapRef");
+		bool secret = !ref && (ref = y_get(from->v[i], "secretRef"));
+		const char *prefix = str_or(from->v[i], "prefix", "");
+		if (!ref)
+			continue;
+		struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps",
+					     str_or(ref, "name", ""), e);
+		const struct ynode *opt = y_get(ref, "optional");
+		if (!obj) {
+			if (opt && opt->type == Y_BOOL && opt->i)
+				continue;
+			return -ENOENT;
+		}
+		const struct ynode *data = y_get(obj, "data");
+		for (size_t k = 0; data && data->type == Y_MAP && k < data->n; k++) {
+			size_t len;
+			cleanup_free char *v = value_of(obj, secret, data->keys[k], &len);
+			cleanup_free char *n = xasprintf("%s%s", prefix, data->keys[k]);
+			if (v)
+				env_set(env, n, v);
+		}
+		y_free(obj);
+	}
+	for (size_t i = 0; list && list->type == Y_SEQ && i < list->n; i++) {
+		e->msg[0] = '\0';
+		cleanup_free char *v = env_value(p, list->v[i], e);
+		if (!v && e->msg[0])
+			return -ENOENT;
+		if (v)
+			env_set(env, str_or(list->v[i], "name", ""), v);
+	}
+	return 0;
+}
+
+/* $(VAR) references in command and args, expanded from env; $$ escapes. */
+static char *expand(const char *s, const struct strv *env)
+{
+	struct strbuf sb = {0};
+
+	while (*s) {
+		const char *close;
+		if (s[0] == '$' && s[1] == '$') {
+			sb_puts(&sb, "$");
+			s += 2;
+		} else if (s[0] == '$' && s[1] == '(' && (close = strchr(s, ')'))) {
+			size_t len = (size_t)(close - s - 2);
+			const char *val = NULL;
+			for (size_t i = 0; i < env->n && !val; i++)
+				if (!strncmp(env->v[i], s + 2, len) && env->v[i][len] == '=')
+					val = env->v[i] + len + 1;
+			if (val)
+				sb_puts(&sb, val);
+			else
+				sb_append(&sb, s, (size_t)(close - s) + 1);
+			s = close + 1;
+		} else
+			sb_append(&sb, s++, 1);
+	}
+	return sb.buf ? sb_steal(&sb, NULL) : xstrdup("");
+}
+
+static void argv_of(struct crun_ctr *c, const struct image *img, const struct strv *env,
+		    struct strv *argv)
+{
+	const struct ynode *cmd = y_get(c->spec, "command"), *args = y_get(c->spec, "args");
+	struct strv raw = {0};
+
+	if (cmd && cmd->type == Y_SEQ && cmd->n) {
+		strv_seq(&raw, cmd);
+		strv_seq(&raw, args);
+	} else {
+		strv_seq(&raw, y_get(img->config, "Entrypoint"));
+		strv_seq(&raw, args && args->type == Y_SEQ && args->n ? args : y_get(img->config, "Cmd"));
+	}
+	for (size_t i = 0; i < raw.n; i++)
+		strv_add(argv, expand(raw.v[i], env));
+	strv_free(&raw);
+}
+
+static int64_t quantity(const struct ynode *c, const char *path, bool milli)
+{
+	const struct ynode *q = y_path(c, path);
+	int64_t m = 0;
+
+	if (!q || !q->str || parse_quantity(q->str, &m) < 0)
+		return 0;
+	return milli ? m : m / 1000;
+}
+
+/* The host path that volume name is, or NULL. */
+static char *volume_path(struct crun_pod *p, const char *name)
+{
+	const struct ynode *vols = y_path(p->pod, "spec.volumes");
+
+	for (size_t i = 0; vols && vols->type == Y_SEQ && i < vols->n; i++) {
+		if (strcmp(str_or(vols->v[i], "name", ""), name))
+			continue;
+		if (y_get(vols->v[i], "hostPath"))
+			return xstrdup(str_or(vols->v[i], "hostPath.path", "/nonexistent"));
+		return xasprintf("%s/volumes/%s", p->dir, name);
+	}
+	return NULL;
+}
+
+static int mounts_of(struct crun_pod *p, struct crun_ctr *c, struct oci_mount *m, char **paths,
+		     size_t max, size_t *n, struct err *e)
+{
+	static const char *const files[] = {"hosts", "hostname", "resolv.conf"};
+	const struct ynode *vm = y_get(c->spec, "volumeMounts");
+
+	for (size_t i = 0; i < 3; i++) {
+		paths[*n] = xasprintf("%s/%s", p->dir, files[i]);
+		cleanup_free char *dest = xasprintf("/etc/%s", files[i]);
+		m[*n] = (struct oci_mount){.src = paths[*n], .dest = NULL};
+		paths[max + *n] = xstrdup(dest);
+		m[*n].dest = paths[max + *n];
+		(*n)++;
+	}
+	for (size_t i = 0; vm && vm->type == Y_SEQ && i < vm->n && *n < max; i++) {
+		const char *name = str_or(vm->v[i], "name", ""), *sub = str_or(vm->v[i], "subPath", "");
+		char *src = volume_path(p, name);
+		const struct ynode *ro = y_get(vm->v[i], "readOnly");
+		if (!src)
+			return err_set(e, EINVAL, "volumeMount %s: no volume of that name", name);
+		if (*sub) {
+			char *full = xasprintf("%s/%s", src, sub);
+			free(src);
+			src = full;
+			mkdir_p(src, 0755);
+		}
+		paths[*n] = src;
+		paths[max + *n] = xstrdup(str_or(vm->v[i], "mountPath", "/"));
+		m[*n] = (struct oci_mount){.src = src, .dest = paths[max + *n],
+					   .ro = ro && ro->type == Y_BOOL && ro->i};
+		(*n)++;
+	}
+	return 0;
+}
+
+static void user_of(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
+		    struct oci_spec *s)
+{
+	const char *u = y_path_str(img->config, "User");
+	const struct ynode *ru = y_path(c->spec, "securityContext.runAsUser");
+	const struct ynode *rg = y_path(c->spec, "securityContext.runAsGroup");
+
+	if (u && *u)
+		sscanf(u, "%u:%u", &s->uid, &s->gid);
+	if (!ru)
+		ru = y_path(p->pod, "spec.securityContext.runAsUser");
+	if (!rg)
+		rg = y_path(p->pod, "spec.securityContext.runAsGroup");
+	if (ru && ru->type == Y_INT)
+		s->uid = (unsigned)ru->i;
+	if (rg && rg->type == Y_INT)
+		s->gid = (unsigned)rg->i;
+}
+
+#define MAX_MOUNTS 64
+
+struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
+			 struct err *e)
+{
+	struct strv env = {0}, argv = {0};
+	struct oci_mount mounts[MAX_MOUNTS];
+	char *paths[2 * MAX_MOUNTS] = {0};
+	size_t nm = 0;
+	struct ynode *cfg = NULL;
+	cleanup_free char *netns = xasprintf("/run/netns/%s", p->netns);
+	cleanup_free char *cgroup = xasprintf("/clusterfs/%s", c->id);
+
+	if (envs(p, c, img, &env, e) < 0 ||
+	    mounts_of(p, c, mounts, paths, MAX_MOUNTS, &nm, e) < 0)
+		goto out;
+	argv_of(c, img, &env, &argv);
+	if (!argv.n) {
+		err_set(e, EINVAL, "no command: the image has no entrypoint or cmd, and the "
+				   "container no command");
+		goto out;
+	}
+	struct oci_spec s = {
+		.hostname = hostname_of(p),
+		.netns = netns,
+		.cgroup = cgroup,
+		.args = (const char *const *)argv.v,
+		.env = (const char *const *)env.v,
+		.cwd = str_or(c->spec, "workingDir", str_or(img->config, "WorkingDir", "/")),
+		.memory = quantity(c->spec, "resources.limits.memory", false),
+		.cpu_millis = quantity(c->spec, "resources.limits.cpu", true),
+		.cpu_request_millis = quantity(c->spec, "resources.requests.cpu", true),
+		.pids = p->rt->cfg.pids_limit,
+		.mounts = mounts,
+		.nmounts = nm,
+	};
+	user_of(p, c, img, &s);
+	cfg = oci_config(&s);
+out:
+	for (size_t i = 0; i < 2 * MAX_MOUNTS; i++)
+		free(paths[i]);
+	strv_free(&env);
+	strv_free(&argv);
+	return cfg;
+}
