@@ -6,18 +6,24 @@
  *
  * The server opens the store, makes sure the default namespace exists,
  * mounts the tree and serves it until SIGINT or SIGTERM, then unmounts
- * and closes the store.
+ * and closes the store. `up` also runs a node agent for this machine in
+ * the same process, with real containers; the containers outlive it, and
+ * the next `up` adopts them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "controllers.h"
+#include "runtime-crun.h"
 #include "scheduler.h"
 #include "fs.h"
 #include "store.h"
@@ -31,13 +37,15 @@ static int usage(FILE *out)
 {
 	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
 	      "                        [--log-limit BYTES]\n"
-	      "       clusterfs up [--mount DIR] [--state DIR]\n"
+	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
+	      "                    [--registry HOST] [--insecure-registry HOST:PORT]...\n"
 	      "       clusterfs agent --view DIR --node NAME --simulated [--nodes N] [--capacity ...]\n"
 	      "       clusterfs help\n"
 	      "\n"
 	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
 	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE
-	      ")\n",
+	      ")\n"
+	      "        with a node agent running pods as containers (node: the host name)\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }
@@ -78,13 +86,58 @@ static int ensure_default_namespace(struct store *s, struct err *e)
 	return store_write(s, &op, 1, e);
 }
 
-static int run_server(const char *mount, const char *state, const struct controllers_config *cfg)
+#define MAX_INSECURE 16
+
+/* What `up` adds to the server's options. */
+struct up_opts {
+	const char *node;
+	struct crun_config crun;
+	const char *insecure[MAX_INSECURE + 1];
+	int ninsecure;
+};
+
+/* The node agent that `up` runs beside the server, on the mount. */
+static struct agent *local_agent(const char *mount, const char *state, struct up_opts *up,
+				 struct err *e)
+{
+	static char node[256], abs_state[PATH_MAX], abs_mount[PATH_MAX];
+	struct agent_config cfg = {.view = mount, .node = up->node, .heartbeat_ms = 10000};
+
+	/* crun and conmon resolve paths from directories of their own. */
+	if (!realpath(state, abs_state) || !realpath(mount, abs_mount)) {
+		err_set(e, errno, "%s: %s", state, strerror(errno));
+		return NULL;
+	}
+	mount = cfg.view = abs_mount;
+	cleanup_free char *agent_state = xasprintf("%s/agent", abs_state);
+
+	if (!cfg.node) {
+		gethostname(node, sizeof(node) - 1);
+		for (char *p = node; *p; p++)
+			*p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p == '_' ? '-' : *p;
+		cfg.node = node;
+	}
+	up->crun.view = mount;
+	up->crun.state_dir = agent_state;
+	up->crun.run_dir = "/run/clusterfs";
+	up->crun.insecure = up->insecure;
+	if (mkdir_p(agent_state, 0700) < 0 || mkdir_p(up->crun.run_dir, 0700) < 0) {
+		err_set(e, errno, "%s: %s", agent_state, strerror(errno));
+		return NULL;
+	}
+	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);
+	return rt ? agent_new(&cfg, rt, e) : NULL;
+}
+
+static int run_server(const char *mount, const char *state, const struct controllers_config *cfg,
+		      struct up_opts *up)
 {
 	struct err e = {0};
 	struct store *s = NULL;
 	struct fs *fs = NULL;
 	struct controllers *cs = NULL;
 	struct sched *sc = NULL;
+	struct agent *a = NULL;
 	int r;
 
 	if ((r = lock_state(state, &e)) < 0)
@@ -97,6 +150,10 @@ static int run_server(const char *mount, const char *state, const struct control
 		(long long)store_revision(s));
 	cs = controllers_start(mount, cfg);
 	sc = sched_start(mount);
+	if (up && !(a = local_agent(mount, state, up, &e)))
+		fprintf(stderr, "clusterfs: no node agent: %s\n", e.msg);
+	else if (a)
+		fprintf(stderr, "clusterfs: node agent for this machine runs pods with crun\n");
 	r = fs_loop(fs);
 	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
 	/* Controllers may be inside a request to the mount: ask them to stop,
@@ -104,6 +161,7 @@ static int run_server(const char *mount, const char *state, const struct control
 	controllers_stop(cs);
 	sched_request_stop(sc);
 	fs_free(fs);
+	agent_free(a); /* its pods keep running */
 	controllers_free(cs);
 	sched_stop(sc);
 	store_close(s);
@@ -131,9 +189,14 @@ static long long byte_count(const char *s)
 	return *end || v <= 0 || v > (1LL << 30) ? -1 : v;
 }
 
-static int cmd_server(int argc, char **argv, const char *mount, const char *state)
+static int cmd_server(int argc, char **argv, const char *mount, const char *state,
+		      struct up_opts *up)
 {
 	static const struct option opts[] = {
+		{"node", required_argument, NULL, 'n'},
+		{"bridge", required_argument, NULL, 'B'},
+		{"registry", required_argument, NULL, 'r'},
+		{"insecure-registry", required_argument, NULL, 'i'},
 		{"mount", required_argument, NULL, 'm'},
 		{"state", required_argument, NULL, 's'},
 		{"node-grace", required_argument, NULL, 'g'},
@@ -170,13 +233,28 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		}
 		case 'h':
 			return usage(stdout);
+		case 'n':
+		case 'B':
+		case 'r':
+		case 'i':
+			if (!up || (c == 'i' && up->ninsecure == MAX_INSECURE))
+				return usage(stderr);
+			if (c == 'n')
+				up->node = optarg;
+			else if (c == 'B')
+				up->crun.bridge = optarg;
+			else if (c == 'r')
+				up->crun.registry = optarg;
+			else
+				up->insecure[up->ninsecure++] = optarg;
+			break;
 		default:
 			return usage(stderr);
 		}
 	}
 	if (!mount || !state || optind != argc)
 		return usage(stderr);
-	return run_server(mount, state, &cfg);
+	return run_server(mount, state, &cfg, up);
 }
 
 int main(int argc, char **argv)
@@ -184,9 +262,11 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		return usage(stderr);
 	if (!strcmp(argv[1], "server"))
-		return cmd_server(argc - 1, argv + 1, NULL, NULL);
-	if (!strcmp(argv[1], "up"))
-		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE);
+		return cmd_server(argc - 1, argv + 1, NULL, NULL, NULL);
+	if (!strcmp(argv[1], "up")) {
+		struct up_opts up = {.crun = {.bridge = "cfs0", .pids_limit = 4096}};
+		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE, &up);
+	}
 	if (!strcmp(argv[1], "agent"))
 		return cmd_agent(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))
