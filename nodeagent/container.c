@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,11 +29,17 @@ void ctr_id(const char *uid, const char *name, char out[17])
 	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-static int rm_rf(const char *path)
+static int rm_one(const char *path, const struct stat *st, int type, struct FTW *f)
 {
-	const char *argv[] = {"rm", "-rf", "--one-file-system", path, NULL};
-	struct err e = {0};
-	return proc_run(argv, NULL, NULL, &e) == 0 ? 0 : -EIO;
+	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int rm_rf(const char *path)
+{
+	/* Depth first, never across a mount point nor through a symlink. */
+	if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 int ctr_mount(const char *dir, const char *lower, struct err *e)
@@ -42,7 +49,6 @@ int ctr_mount(const char *dir, const char *lower, struct err *e)
 	cleanup_free char *work = xasprintf("%s/work", dir);
 	cleanup_free char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
 
-	ctr_unmount(dir);
 	if (mkdir_p(rootfs, 0755) < 0 || mkdir_p(upper, 0755) < 0 || mkdir_p(work, 0700) < 0)
 		return err_set(e, errno, "%s: %s", dir, strerror(errno));
 	if (mount("overlay", rootfs, "overlay", 0, opts) < 0)

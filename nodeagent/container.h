@@ -52,6 +52,9 @@ pid_t ctr_monitor(const char *dir);
 /* Whether the kernel's OOM killer killed a process of the container's cgroup. */
 bool ctr_oom_killed(const char *id);
 
+/* rm -rf path, without crossing into mounts. 0 or -errno. */
+int rm_rf(const char *path);
+
 /* The id of container name of pod uid: 16 hex digits. */
 void ctr_id(const char *uid, const char *name, char out[17]);
 

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "image.h"
+#include "container.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -203,11 +204,10 @@ static int unpack(struct image_store *s, const char *layout, const char *hex, ch
 	*rootfs = xasprintf("%s/rootfs", dir);
 	if (access(*rootfs, F_OK) == 0)
 		return 0;
-	const char *rm[] = {"rm", "-rf", tmp, NULL};
-	proc_run(rm, NULL, NULL, &pe);
+	rm_rf(tmp);
 	if (proc_run(argv, &o, NULL, &pe) != 0 || rename(tmp, dir) < 0) {
 		err_set(e, EIO, "unpack %s: %s", layout, pe.msg[0] ? pe.msg : strerror(errno));
-		proc_run(rm, NULL, NULL, &pe);
+		rm_rf(tmp);
 		return -EIO;
 	}
 	return 0;

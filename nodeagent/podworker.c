@@ -275,11 +275,13 @@ static void launch(struct crun_pod *p, struct crun_ctr *c)
 		start_failed(p, c, r == -ENOENT ? "ErrImageNeverPull" : "ErrImagePull", &e);
 		return;
 	}
-	ship_logs(p, c);
 	cleanup_free char *log = xasprintf("%s/log", c->dir);
+	if (access(c->dir, F_OK) == 0) { /* an earlier run's: its last words, then away */
+		ship_logs(p, c);
+		ctr_clean(p, c);
+	}
 	unlink(log);
 	c->log_off = 0;
-	ctr_clean(p, c);
 	if (mkdir_p(c->dir, 0700) < 0 || write_config(p, c, &img, &e) < 0) {
 		start_failed(p, c, "CreateContainerConfigError", &e);
 		image_clear(&img);
@@ -625,14 +627,15 @@ static void stop_all(struct crun_pod *p, int grace_s)
 static void teardown(struct crun_pod *p)
 {
 	struct err e = {0};
-	const char *rm[] = {"rm", "-rf", "--one-file-system", p->dir, NULL};
+	int r;
 
 	for (size_t i = 0; i < p->nctrs; i++)
-		ctr_clean(p, &p->ctrs[i]);
+		if (access(p->ctrs[i].dir, F_OK) == 0)
+			ctr_clean(p, &p->ctrs[i]);
 	if (p->cidr[0] && cni_del(&p->rt->cni, p->netns, p->cidr, &e) < 0)
 		fprintf(stderr, "clusterfs agent: pods/%s/%s: %s\n", p->ns, p->name, e.msg);
-	if (proc_run(rm, NULL, NULL, &e) != 0)
-		fprintf(stderr, "clusterfs agent: %s: %s\n", p->dir, e.msg);
+	if ((r = rm_rf(p->dir)) < 0)
+		fprintf(stderr, "clusterfs agent: %s: %s\n", p->dir, strerror(-r));
 }
 
 /* Takes over what an earlier agent's worker left. */
