@@ -128,7 +128,9 @@ int ctr_create(const struct ctr_env *env, const char *dir, const char *id, pid_t
 		return err_set(e, errno, "%s: %s", dir, strerror(errno));
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return err_set(e, errno, "pipe: %s", strerror(errno));
+	/* conmon leaves files (an "oom" marker) in its working directory. */
 	struct proc_opts o = {.flags = PROC_PRIVATE_MOUNTS | PROC_DETACH,
+			      .cwd = dir,
 			      .env = senv,
 			      .keep_fd = fds[1],
 			      .timeout_ms = 60000};

@@ -77,6 +77,8 @@ static void child(const char *const argv[], const struct proc_opts *o, char **en
 		_exit(126);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(126);
+	if (o->cwd && chdir(o->cwd) < 0)
+		_exit(126);
 	/* dup2() onto itself would leave close-on-exec set. */
 	if (o->keep_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : o->keep_fd >= 0 && dup2(o->keep_fd, 3) < 0)
 		_exit(126);

@@ -26,6 +26,7 @@ struct proc_opts {
 	const char *input;	/* written to stdin; NULL: /dev/null */
 	int keep_fd;		/* passed as fd 3 when >= 0 (conmon's sync pipe) */
 	int timeout_ms;		/* killed (SIGKILL) after; 0: 60 s */
+	const char *cwd;	/* NULL: the agent's */
 };
 
 /* Whether cgroups are hybrid here (decided once). */

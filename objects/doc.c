@@ -258,15 +258,21 @@ static bool is_decimal_float(const char *s)
 	return *p == 0;
 }
 
-/* Parses YAML 1.2 core integers: [-+]?[0-9]+, 0o[0-7]+, 0x[0-9a-fA-F]+. */
+/*
+ * Parses YAML 1.2 core integers: [-+]?[0-9]+, 0o[0-7]+, 0x[0-9a-fA-F]+;
+ * and, as Kubernetes reads manifests with YAML 1.1's rules, 0[0-7]+ as
+ * octal: `defaultMode: 0400` is 256, as kubectl reads it.
+ */
 static int parse_int(const char *s, int64_t *out)
 {
 	int base = 10;
-	const char *digits = s + (*s == '-' || *s == '+');
+	const char *digits = s + (*s == '-' || *s == '+'), *text = s;
 	char *end;
 
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o'))
-		base = s[1] == 'x' ? 16 : 8, digits = s + 2;
+		base = s[1] == 'x' ? 16 : 8, digits = text = s + 2;
+	else if (digits[0] == '0' && digits[1] && !digits[strspn(digits, "01234567")])
+		base = 8; /* signed, so text stays s */
 	if (!*digits)
 		return -1;
 	for (const char *q = digits; *q; q++)
@@ -274,7 +280,7 @@ static int parse_int(const char *s, int64_t *out)
 			       : (*q < '0' || *q > (base == 8 ? '7' : '9')))
 			return -1;
 	errno = 0;
-	long long v = strtoll(base == 10 ? s : digits, &end, base);
+	long long v = strtoll(text, &end, base);
 	if (errno || *end)
 		return -2; /* an integer too large for int64 */
 	*out = v;

@@ -146,6 +146,9 @@ static void test_scalars(void)
 	is_int_text("+5", 5);
 	is_int_text("-0", 0);
 	is_int_text("007", 7);
+	is_int_text("0400", 256); /* YAML 1.1 octal, as Kubernetes reads it */
+	is_int_text("-010", -8);
+	is_int_text("09", 9);
 	is_int_text("0x1F", 31);
 	is_int_text("0xff", 255);
 	is_int_text("0o17", 15);
