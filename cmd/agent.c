@@ -44,6 +44,7 @@ static int agent_usage(FILE *out)
 	      "  --simulated   pods run at once without containers (a hollow node)\n"
 	      "  --nodes N     N simulated nodes NAME-0 .. NAME-(N-1) from this process\n"
 	      "  --capacity    status.capacity; named entries replace the defaults\n"
+	      "                (the host's CPUs and memory, or 4 and 8Gi when simulated)\n"
 	      "  --state-dir   images and pods (" AGENT_STATE ")\n"
 	      "  --run-dir     crun's and conmon's state (" AGENT_RUN ")\n"
 	      "  --bridge      the pod network's bridge (cfs0)\n"
@@ -269,6 +270,9 @@ int cmd_agent(int argc, char **argv)
 	o.crun.insecure = o.insecure;
 	if (!o.simulated && (r = absolute_dirs(&o)) != 0)
 		return r;
+	cleanup_free char *host = o.simulated || o.cfg.capacity ? NULL : agent_host_capacity();
+	if (host)
+		o.cfg.capacity = host;
 	if (o.help)
 		return agent_usage(stdout);
 	if ((r = agent_validate(&o)) != 0)

@@ -125,6 +125,8 @@ static struct agent *local_agent(const char *mount, const char *state, struct up
 		err_set(e, errno, "%s: %s", agent_state, strerror(errno));
 		return NULL;
 	}
+	cleanup_free char *capacity = agent_host_capacity();
+	cfg.capacity = capacity;
 	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);
 	return rt ? agent_new(&cfg, rt, e) : NULL;
 }

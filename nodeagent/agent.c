@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "owners.h"
@@ -143,6 +144,14 @@ struct ynode *agent_parse_capacity(const char *spec, struct err *e)
 		}
 	}
 	return cap;
+}
+
+char *agent_host_capacity(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long long kib = (long long)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / 1024;
+
+	return xasprintf("cpu=%ld,memory=%lldKi", cpus > 0 ? cpus : 1, kib > 0 ? kib : 1);
 }
 
 /* ---- pod address ranges ---- */

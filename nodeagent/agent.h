@@ -41,5 +41,7 @@ void agent_free(struct agent *a);
  * shows them. Returns NULL with e set on a bad entry; caller frees.
  */
 struct ynode *agent_parse_capacity(const char *spec, struct err *e);
+/* This machine's CPUs and memory, as a --capacity list; caller frees. */
+char *agent_host_capacity(void);
 
 #endif
