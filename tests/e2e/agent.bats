@@ -200,9 +200,15 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 }
 
 @test "bad options are refused with a reason" {
-	run "$CLUSTERFS" agent --view "$M" --node x
+	run "$CLUSTERFS" agent --view "$M" --node x --nodes 2
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"real container runtime (crun) is not there yet"* ]]
+	[[ "$output" == *"only simulated nodes share a process"* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --bridge a-bridge-name-too-long
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"an interface name of 1 to 15 characters"* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --backoff never
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--backoff \"never\": seconds"* ]]
 	run "$CLUSTERFS" agent --server 127.0.0.1:5640 --node x --simulated
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"not supported yet: the 9P view comes with the remote-view issue"* ]]
