@@ -96,6 +96,7 @@ install: $(B)/clusterfs
 
 bench: all
 	bench/write-path
+	bench/pod-start
 
 clean:
 	rm -rf build build-asan build-fuzz
