@@ -231,8 +231,11 @@ static void probes_arm(struct crun_ctr *c)
 /* Kills what a failed start left. */
 static void ctr_clean(struct crun_pod *p, struct crun_ctr *c)
 {
+	cleanup_free char *sockets = xasprintf("%s/%s", p->rt->env.sock_dir, c->id);
+
 	ctr_delete(&p->rt->env, c->id);
 	ctr_unmount(c->dir);
+	rm_rf(sockets); /* conmon's attach socket, which it leaves */
 }
 
 static void start_failed(struct crun_pod *p, struct crun_ctr *c, const char *reason,
