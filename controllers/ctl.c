@@ -197,40 +197,15 @@ static char *object_file(struct ctl *c, const struct kind *k, const char *ns, co
 }
 
 /* Reads a whole file; caller frees. NULL with errno on failure. */
-static char *read_file(const char *path, size_t *len)
-{
-	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct strbuf sb = {0};
-	char buf[65536];
-	ssize_t n;
-
-	if (fd < 0)
-		return NULL;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		sb_append(&sb, buf, (size_t)n);
-	if (n < 0) {
-		int saved = errno;
-		sb_free(&sb);
-		errno = saved;
-		return NULL;
-	}
-	return sb_steal(&sb, len);
-}
-
 /* Reads the object's file into the cache; gone means deleted. */
 static void refresh(struct ctl *c, const struct kind *k, const char *ns, const char *name)
 {
 	cleanup_free char *path = object_file(c, k, ns, name);
-	size_t len;
-	cleanup_free char *text = read_file(path, &len);
 	struct ynode *doc = NULL;
+	struct err e = {0};
+	int r = obj_load(path, &doc, &e);
 
-	if (!text) {
-		if (errno == ENOENT)
-			cache_set(c, k, ns, name, NULL);
-		return;
-	}
-	if (obj_parse_one(text, len, &doc, NULL) == 0)
+	if (r == 0 || r == -ENOENT)
 		cache_set(c, k, ns, name, doc);
 }
 

@@ -3,7 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "container.h"
-#include "doc.h"
+#include "object.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -86,22 +86,19 @@ static int sync_read(int fd, const char *id, struct err *e)
 		len += (size_t)r;
 	}
 	buf[len] = '\0';
-	struct ynode **docs = NULL;
-	size_t n = 0;
+	struct ynode *msg = NULL;
 	struct err pe = {0};
 	int pid = -1;
-	if (len && y_parse(buf, len, &docs, &n, &pe) == 0 && n == 1) {
-		const struct ynode *d = y_get(docs[0], "data");
+	if (len && obj_parse_one(buf, len, &msg, &pe) == 0) {
+		const struct ynode *d = y_get(msg, "data");
 		pid = d && d->type == Y_INT ? (int)d->i : -1;
 		if (pid <= 0)
 			err_set(e, EIO, "container %s: %s", id,
-				y_path_str(docs[0], "message") ? y_path_str(docs[0], "message")
-							       : "create failed");
+				y_path_str(msg, "message") ? y_path_str(msg, "message")
+							   : "create failed");
 	} else
 		err_set(e, EIO, "container %s: conmon: %s", id, len ? buf : "no answer");
-	for (size_t i = 0; i < n; i++)
-		y_free(docs[i]);
-	free(docs);
+	y_free(msg);
 	return pid > 0 ? 0 : -EIO;
 }
 
@@ -114,16 +111,14 @@ int ctr_create(const struct ctr_env *env, const char *dir, const char *id, pid_t
 	cleanup_free char *exits = xasprintf("%s/exit", dir);
 	cleanup_free char *root = xasprintf("--root=%s", env->crun_root);
 	const char *argv[] = {"conmon", "--api-version", "1", "-c", id, "-u", id,
-			      "-r", "crun", "-b", dir, "-p", pidfile,
+			      "-r", env->crun, "-b", dir, "-p", pidfile,
 			      "--conmon-pidfile", cpidfile, "-l", log, "-n", id,
 			      "--exit-dir", exits, "--socket-dir-path", env->sock_dir,
 			      "--runtime-arg", root, "--log-size-max", "8388608",
 			      "--syslog", NULL};
 	const char *senv[] = {"_OCI_SYNCPIPE=3", NULL};
-	cleanup_free char *crun_path = proc_which("crun");
 	int fds[2], r;
 
-	argv[8] = crun_path ? crun_path : "crun";
 	if (mkdir_p(exits, 0700) < 0 || mkdir_p(env->sock_dir, 0700) < 0)
 		return err_set(e, errno, "%s: %s", dir, strerror(errno));
 	if (pipe2(fds, O_CLOEXEC) < 0)

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "image.h"
 #include "container.h"
+#include "object.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -128,24 +129,8 @@ static char *ref_layout(const struct image_store *s, const struct ref *r)
 
 static struct ynode *read_json(const char *path, struct err *e)
 {
-	size_t len;
-	cleanup_free char *text = file_get(path, 16 << 20, &len);
-	struct ynode **docs = NULL, *doc = NULL;
-	size_t ndocs = 0;
-
-	if (!text) {
-		err_set(e, errno, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (len && y_parse(text, len, &docs, &ndocs, e) == 0 && ndocs == 1)
-		doc = docs[0];
-	else
-		for (size_t i = 0; i < ndocs; i++)
-			y_free(docs[i]);
-	free(docs);
-	if (!doc && !e->msg[0])
-		err_set(e, EINVAL, "%s: not one JSON document", path);
-	return doc;
+	struct ynode *doc = NULL;
+	return obj_load(path, &doc, e) == 0 ? doc : NULL;
 }
 
 static struct ynode *read_blob(const char *layout, const char *digest, struct err *e)

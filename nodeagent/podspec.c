@@ -12,6 +12,7 @@
  * view, as any client would.
  */
 #define _GNU_SOURCE
+#include "object.h"
 #include "oci.h"
 #include "runtime-crun-internal.h"
 #include "schema.h"
@@ -40,22 +41,12 @@ static struct ynode *view_get(struct crun_pod *p, const char *kind, const char *
 {
 	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s/%s.yaml", p->rt->cfg.view, p->ns,
 					    kind, name);
-	size_t len;
-	cleanup_free char *text = file_get(path, 4 << 20, &len);
-	struct ynode **docs = NULL, *doc = NULL;
-	size_t n = 0;
+	struct ynode *doc = NULL;
+	int r = obj_load(path, &doc, e);
 
-	if (!text) {
-		err_set(e, errno, "%s \"%s\" not found", kind, name);
-		return NULL;
-	}
-	if (y_parse(text, len, &docs, &n, e) == 0 && n == 1)
-		doc = docs[0];
-	else
-		for (size_t i = 0; i < n; i++)
-			y_free(docs[i]);
-	free(docs);
-	return doc;
+	if (r == -ENOENT)
+		err_set(e, ENOENT, "%s \"%s\" not found", kind, name);
+	return r == 0 ? doc : NULL;
 }
 
 /* A config map's or secret's value for key (secret values decoded); caller frees. */
@@ -405,37 +396,35 @@ static char *volume_path(struct crun_pod *p, const char *name)
 	return NULL;
 }
 
-static int mounts_of(struct crun_pod *p, struct crun_ctr *c, struct oci_mount *m, char **paths,
-		     size_t max, size_t *n, struct err *e)
+/* The bind mounts of c into m (at most max); the strings they point to
+ * are added to owned. */
+static int mounts_of(struct crun_pod *p, struct crun_ctr *c, struct oci_mount *m, size_t max,
+		     size_t *n, struct strv *owned, struct err *e)
 {
 	static const char *const files[] = {"hosts", "hostname", "resolv.conf"};
 	const struct ynode *vm = y_get(c->spec, "volumeMounts");
 
 	for (size_t i = 0; i < 3; i++) {
-		paths[*n] = xasprintf("%s/%s", p->dir, files[i]);
-		cleanup_free char *dest = xasprintf("/etc/%s", files[i]);
-		m[*n] = (struct oci_mount){.src = paths[*n], .dest = NULL};
-		paths[max + *n] = xstrdup(dest);
-		m[*n].dest = paths[max + *n];
-		(*n)++;
+		strv_add(owned, xasprintf("%s/%s", p->dir, files[i]));
+		strv_add(owned, xasprintf("/etc/%s", files[i]));
+		m[(*n)++] = (struct oci_mount){.src = owned->v[owned->n - 2],
+					       .dest = owned->v[owned->n - 1]};
 	}
-	for (size_t i = 0; vm && vm->type == Y_SEQ && i < vm->n && *n < max; i++) {
+	for (size_t i = 0; vm && vm->type == Y_SEQ && i < vm->n; i++) {
 		const char *name = str_or(vm->v[i], "name", ""), *sub = str_or(vm->v[i], "subPath", "");
-		char *src = volume_path(p, name);
+		cleanup_free char *src = volume_path(p, name);
 		const struct ynode *ro = y_get(vm->v[i], "readOnly");
 		if (!src)
 			return err_set(e, EINVAL, "volumeMount %s: no volume of that name", name);
-		if (*sub) {
-			char *full = xasprintf("%s/%s", src, sub);
-			free(src);
-			src = full;
-			mkdir_p(src, 0755);
-		}
-		paths[*n] = src;
-		paths[max + *n] = xstrdup(str_or(vm->v[i], "mountPath", "/"));
-		m[*n] = (struct oci_mount){.src = src, .dest = paths[max + *n],
-					   .ro = ro && ro->type == Y_BOOL && ro->i};
-		(*n)++;
+		if (*n == max)
+			return err_set(e, EINVAL, "more than %zu volumeMounts", max - 3);
+		strv_add(owned, *sub ? xasprintf("%s/%s", src, sub) : xstrdup(src));
+		if (*sub)
+			mkdir_p(owned->v[owned->n - 1], 0755);
+		strv_add(owned, xstrdup(str_or(vm->v[i], "mountPath", "/")));
+		m[(*n)++] = (struct oci_mount){.src = owned->v[owned->n - 2],
+					       .dest = owned->v[owned->n - 1],
+					       .ro = ro && ro->type == Y_BOOL && ro->i};
 	}
 	return 0;
 }
@@ -464,16 +453,15 @@ static void user_of(struct crun_pod *p, struct crun_ctr *c, const struct image *
 struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
 			 struct err *e)
 {
-	struct strv env = {0}, argv = {0};
+	struct strv env = {0}, argv = {0}, owned = {0};
 	struct oci_mount mounts[MAX_MOUNTS];
-	char *paths[2 * MAX_MOUNTS] = {0};
 	size_t nm = 0;
 	struct ynode *cfg = NULL;
 	cleanup_free char *netns = xasprintf("/run/netns/%s", p->netns);
 	cleanup_free char *cgroup = xasprintf("/clusterfs/%s", c->id);
 
 	if (envs(p, c, img, &env, e) < 0 ||
-	    mounts_of(p, c, mounts, paths, MAX_MOUNTS, &nm, e) < 0)
+	    mounts_of(p, c, mounts, MAX_MOUNTS, &nm, &owned, e) < 0)
 		goto out;
 	argv_of(c, img, &env, &argv);
 	if (!argv.n) {
@@ -498,8 +486,7 @@ struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct im
 	user_of(p, c, img, &s);
 	cfg = oci_config(&s);
 out:
-	for (size_t i = 0; i < 2 * MAX_MOUNTS; i++)
-		free(paths[i]);
+	strv_free(&owned);
 	strv_free(&env);
 	strv_free(&argv);
 	return cfg;

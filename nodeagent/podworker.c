@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "runtime-crun-internal.h"
+#include "object.h"
 #include "proc.h"
 
 #include <errno.h>
@@ -118,22 +119,10 @@ static int64_t int_of(const struct ynode *m, const char *key)
 static bool state_load(struct crun_ctr *c, struct ynode **out)
 {
 	cleanup_free char *path = xasprintf("%s/state", c->dir);
-	size_t len;
-	cleanup_free char *text = file_get(path, 1 << 20, &len);
-	struct ynode **docs = NULL;
-	size_t n = 0;
 	struct err e = {0};
 
 	*out = NULL;
-	if (!text || y_parse(text, len, &docs, &n, &e) < 0 || n != 1) {
-		for (size_t i = 0; i < n; i++)
-			y_free(docs[i]);
-		free(docs);
-		return false;
-	}
-	*out = docs[0];
-	free(docs);
-	return true;
+	return obj_load(path, out, &e) == 0;
 }
 
 /* ---- logs: conmon's k8s-file lines to pods/NAME/logs/CONTAINER ---- */
@@ -471,6 +460,12 @@ static void reap(struct crun_pod *p)
 	}
 }
 
+/* When the last failed start was: its retry was planned one back-off later. */
+static int64_t pull_failed_at(struct crun_pod *p, const struct crun_ctr *c)
+{
+	return c->retry_at - backoff_ms(p, c->fails);
+}
+
 /* Runs, restarts or waits for c; true when it is done for good. */
 static bool ctr_step(struct crun_pod *p, struct crun_ctr *c, int64_t *next)
 {
@@ -484,7 +479,8 @@ static bool ctr_step(struct crun_pod *p, struct crun_ctr *c, int64_t *next)
 	if (c->state == CTR_WAITING) {
 		if (c->retry_at <= now)
 			launch(p, c);
-		else if (c->reason && !strcmp(c->reason, "ErrImagePull") && now - (c->retry_at - backoff_ms(p, c->fails)) > 1000)
+		else if (c->reason && !strcmp(c->reason, "ErrImagePull") &&
+			 now - pull_failed_at(p, c) > 1000) /* as a kubelet's next sync would */
 			publish_waiting(p, c, "ImagePullBackOff", c->message);
 		if (c->state == CTR_WAITING && c->retry_at < *next)
 			*next = c->retry_at > now ? c->retry_at : now + 1000;

@@ -6,6 +6,7 @@
 #include "object.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/random.h>
 
 int obj_parse_one(const char *buf, size_t len, struct ynode **out, struct err *e)
@@ -41,6 +42,17 @@ int obj_parse_one(const char *buf, size_t len, struct ynode **out, struct err *e
 	}
 	free(docs);
 	return 0;
+}
+
+int obj_load(const char *path, struct ynode **out, struct err *e)
+{
+	size_t len;
+	/* One byte over the limit, so that obj_parse_one() says EFBIG. */
+	cleanup_free char *text = file_get(path, OBJ_MAX_SIZE + 1, &len);
+
+	if (!text)
+		return err_set(e, errno, "%s: %s", path, strerror(errno));
+	return obj_parse_one(text, len, out, e);
 }
 
 static int check_api_version(const struct kind *k, struct ynode *doc, struct err *e)

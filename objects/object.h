@@ -22,6 +22,8 @@
  * (caller frees), or -EINVAL (bad YAML, no document, several documents).
  */
 int obj_parse_one(const char *buf, size_t len, struct ynode **out, struct err *e);
+/* obj_parse_one() of the file at path: -ENOENT (e set) when there is none. */
+int obj_load(const char *path, struct ynode **out, struct err *e);
 
 /*
  * Makes doc an object of kind k named ns/name (ns is "" for cluster-scoped
