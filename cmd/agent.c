@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -209,24 +208,6 @@ static int agent_validate(const struct agent_opts *o)
 	return 0;
 }
 
-/* The runtime's directories, made and made absolute: crun and conmon
- * resolve paths from directories of their own. */
-static int absolute_dirs(struct agent_opts *o)
-{
-	static char state[PATH_MAX], run[PATH_MAX], view[PATH_MAX];
-
-	if (mkdir_p(o->crun.state_dir, 0700) < 0 || !realpath(o->crun.state_dir, state))
-		return agent_bad("--state-dir %s: cannot be made", o->crun.state_dir);
-	if (mkdir_p(o->crun.run_dir, 0700) < 0 || !realpath(o->crun.run_dir, run))
-		return agent_bad("--run-dir %s: cannot be made", o->crun.run_dir);
-	if (!realpath(o->cfg.view, view))
-		return agent_bad("--view %s: not found", o->cfg.view);
-	o->crun.state_dir = state;
-	o->crun.run_dir = run;
-	o->crun.view = view;
-	return 0;
-}
-
 static int agent_run(const struct agent_opts *o)
 {
 	struct err e = {0};
@@ -250,7 +231,7 @@ static int agent_run(const struct agent_opts *o)
 			o->cfg.node, o->cfg.node, o->cfg.nodes - 1, o->cfg.view);
 	else
 		fprintf(stderr, "clusterfs agent: node %s (%s) on %s\n", o->cfg.node,
-			o->simulated ? "simulated" : rt->name, o->cfg.view);
+			rt->version, o->cfg.view);
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	agent_free(a);
@@ -268,8 +249,6 @@ int cmd_agent(int argc, char **argv)
 		return r;
 	o.crun.view = o.cfg.view;
 	o.crun.insecure = o.insecure;
-	if (!o.simulated && (r = absolute_dirs(&o)) != 0)
-		return r;
 	cleanup_free char *host = o.simulated || o.cfg.capacity ? NULL : agent_host_capacity();
 	if (host)
 		o.cfg.capacity = host;

@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -100,16 +99,9 @@ struct up_opts {
 static struct agent *local_agent(const char *mount, const char *state, struct up_opts *up,
 				 struct err *e)
 {
-	static char node[256], abs_state[PATH_MAX], abs_mount[PATH_MAX];
+	static char node[256];
 	struct agent_config cfg = {.view = mount, .node = up->node, .heartbeat_ms = 10000};
-
-	/* crun and conmon resolve paths from directories of their own. */
-	if (!realpath(state, abs_state) || !realpath(mount, abs_mount)) {
-		err_set(e, errno, "%s: %s", state, strerror(errno));
-		return NULL;
-	}
-	mount = cfg.view = abs_mount;
-	cleanup_free char *agent_state = xasprintf("%s/agent", abs_state);
+	cleanup_free char *agent_state = xasprintf("%s/agent", state);
 
 	if (!cfg.node) {
 		gethostname(node, sizeof(node) - 1);
@@ -121,10 +113,6 @@ static struct agent *local_agent(const char *mount, const char *state, struct up
 	up->crun.state_dir = agent_state;
 	up->crun.run_dir = "/run/clusterfs";
 	up->crun.insecure = up->insecure;
-	if (mkdir_p(agent_state, 0700) < 0 || mkdir_p(up->crun.run_dir, 0700) < 0) {
-		err_set(e, errno, "%s: %s", agent_state, strerror(errno));
-		return NULL;
-	}
 	cleanup_free char *capacity = agent_host_capacity();
 	cfg.capacity = capacity;
 	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);

@@ -90,6 +90,7 @@ struct agent {
 	size_t nnodes;
 	struct strmap *by_name; /* node name -> struct agent_node */
 	struct strmap *pods;	/* "pods/NS/NAME" -> struct agent_pod */
+	struct strmap *by_uid;	/* uid -> its key in pods (a copy) */
 	bool adopted;		/* the pods found running at start are claimed */
 };
 
@@ -363,7 +364,7 @@ static struct ynode *node_info_new(const struct agent_runtime *rt)
 	y_set(info, "architecture", y_str(AGENT_ARCH));
 	y_set(info, "operatingSystem", y_str("linux"));
 	y_set(info, "kubeletVersion", y_str("clusterfs"));
-	y_set(info, "containerRuntimeVersion", y_str(rt->name));
+	y_set(info, "containerRuntimeVersion", y_str(rt->version));
 	if (uname(&u) == 0)
 		y_set(info, "kernelVersion", y_str(u.release));
 	return info;
@@ -382,10 +383,7 @@ static void node_fill(struct agent *a, const struct agent_node *n, struct ynode 
 	y_set(labels, "kubernetes.io/hostname", y_str(n->name));
 	y_set(labels, "kubernetes.io/os", y_str("linux"));
 	y_set(labels, "kubernetes.io/arch", y_str(AGENT_ARCH));
-	/* "crun://1.8.1" is labelled "crun": a label value has no "/". */
-	char *kind = xstrndup(a->rt->name, strcspn(a->rt->name, ":"));
-	y_set(labels, "clusterfs.io/runtime", y_str(kind));
-	free(kind);
+	y_set(labels, "clusterfs.io/runtime", y_str(a->rt->name));
 	if (!y_get(spec, "podCIDR")) {
 		struct ynode *cidrs = y_seq();
 		y_push(cidrs, y_str(n->range.cidr));
@@ -445,6 +443,7 @@ static struct agent_pod *pod_track(struct agent *a, const char *key, const struc
 	p->ip = ip;
 	p->grace_s = grace && grace->type == Y_INT ? (int)grace->i : 30;
 	strmap_put(a->pods, key, p);
+	free(strmap_put(a->by_uid, p->uid, xstrdup(key)));
 	return p;
 }
 
@@ -453,6 +452,7 @@ static void pod_untrack(struct agent *a, const char *key, struct agent_pod *p)
 	if (p->ip)
 		range_release(&p->node->range, p->ip);
 	strmap_del(a->pods, key);
+	free(strmap_del(a->by_uid, p->uid));
 	free(p->uid);
 	free(p);
 }
@@ -755,19 +755,6 @@ static int agent_reconcile(struct ctl *c, const char *key)
 	return pod_sync(c, a, key, ns, name);
 }
 
-struct uid_key {
-	const char *uid, *key;
-};
-
-static void match_uid(const char *key, void *val, void *arg)
-{
-	struct agent_pod *p = val;
-	struct uid_key *uk = arg;
-
-	if (!strcmp(p->uid, uk->uid))
-		uk->key = key;
-}
-
 /* The runtime says pods changed: queue them, to write their status. */
 static void agent_woken(struct ctl *c)
 {
@@ -775,10 +762,9 @@ static void agent_woken(struct ctl *c)
 	char **uids = a->rt->changed ? a->rt->changed(a->rt) : NULL;
 
 	for (size_t i = 0; uids && uids[i]; i++) {
-		struct uid_key uk = {uids[i], NULL};
-		strmap_each(a->pods, match_uid, &uk);
-		if (uk.key)
-			ctl_queue(c, uk.key);
+		const char *key = strmap_get(a->by_uid, uids[i]);
+		if (key)
+			ctl_queue(c, key);
 		free(uids[i]);
 	}
 	free(uids);
@@ -850,6 +836,7 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 	a->pod_kind = kind_by_plural("pods");
 	a->node_kind = kind_by_plural("nodes");
 	a->pods = strmap_new();
+	a->by_uid = strmap_new();
 	nodes_init(a, cfg);
 	a->ops = (struct ctl_ops){
 		.name = "node-agent",
@@ -864,6 +851,11 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 		rt->set_notify(rt, agent_notify, a);
 	__atomic_store_n(&a->ctl, ctl_start(cfg->view, &a->ops, a), __ATOMIC_RELEASE);
 	return a;
+}
+
+static void free_value(const char *key, void *val, void *arg)
+{
+	free(val);
 }
 
 static void drop_pod(const char *key, void *val, void *arg)
@@ -882,6 +874,8 @@ void agent_free(struct agent *a)
 	ctl_stop(a->ctl);
 	strmap_each(a->pods, drop_pod, NULL);
 	strmap_free(a->pods);
+	strmap_each(a->by_uid, free_value, NULL);
+	strmap_free(a->by_uid);
 	for (size_t i = 0; i < a->nnodes; i++) {
 		free(a->nodes[i].name);
 		free(a->nodes[i].range.used);

@@ -23,6 +23,7 @@
 
 /* Where crun keeps its state and conmon its sockets. */
 struct ctr_env {
+	const char *crun;      /* crun's path, for conmon */
 	const char *crun_root; /* crun --root */
 	const char *sock_dir;  /* conmon --socket-dir-path */
 };

@@ -87,6 +87,7 @@ struct crun_rt {
 	void *notify_arg;
 	bool detaching; /* the agent stops: workers end, containers stay; protected by lock */
 	char *version;	/* "crun://1.8.1" */
+	char *state_dir, *run_dir, *view; /* cfg's, absolute */
 };
 
 /* The worker (podworker.c). */

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "runtime-crun-internal.h"
+#include "object.h"
 #include "proc.h"
 
 #include <dirent.h>
@@ -299,24 +300,18 @@ static struct crun_pod *pod_from_disk(struct crun_rt *rt, const char *uid)
 {
 	cleanup_free char *path = xasprintf("%s/%s/pod.yaml", rt->pods_dir, uid);
 	cleanup_free char *net_path = xasprintf("%s/%s/net", rt->pods_dir, uid);
-	size_t len;
-	cleanup_free char *text = file_get(path, 4 << 20, &len);
 	cleanup_free char *net = file_get(net_path, 256, NULL);
 	char ip[64] = "", cidr[64] = "";
-	struct ynode **docs = NULL;
-	size_t n = 0;
+	struct ynode *pod = NULL;
 	struct err e = {0};
 	struct crun_pod *p = NULL;
 
 	if (net)
 		sscanf(net, "%63s %63s", ip, cidr);
-	if (text && y_parse(text, len, &docs, &n, &e) == 0 && n == 1 &&
-	    y_path_str(docs[0], "metadata.uid") &&
-	    !strcmp(y_path_str(docs[0], "metadata.uid"), uid))
-		p = pod_new(rt, docs[0], ip, cidr);
-	for (size_t i = 0; i < n; i++)
-		y_free(docs[i]);
-	free(docs);
+	if (obj_load(path, &pod, &e) == 0 && y_path_str(pod, "metadata.uid") &&
+	    !strcmp(y_path_str(pod, "metadata.uid"), uid))
+		p = pod_new(rt, pod, ip, cidr);
+	y_free(pod);
 	return p;
 }
 
@@ -376,10 +371,14 @@ static void crun_free(struct agent_runtime *art)
 	image_store_free(rt->images);
 	pthread_mutex_destroy(&rt->lock);
 	free(rt->pods_dir);
+	free((char *)rt->env.crun);
 	free((char *)rt->env.crun_root);
 	free((char *)rt->env.sock_dir);
 	free((char *)rt->cni.data_dir);
 	free(rt->version);
+	free(rt->state_dir);
+	free(rt->run_dir);
+	free(rt->view);
 	free(rt);
 }
 
@@ -397,18 +396,37 @@ static int check_tools(struct err *e)
 	return 0;
 }
 
+/* The path made (with mkdir) and made absolute: crun, conmon and the CNI
+ * plugins resolve paths from directories of their own. Caller frees. */
+static char *absolute_dir(const char *path, bool make, struct err *e)
+{
+	char *abs = NULL;
+
+	if ((make && mkdir_p(path, 0700) < 0) || !(abs = realpath(path, NULL)))
+		err_set(e, errno, "%s: %s", path, strerror(errno));
+	return abs;
+}
+
 struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, struct err *e)
 {
-	if (check_tools(e) < 0)
+	cleanup_free char *state = NULL, *run = NULL, *view = NULL;
+
+	if (check_tools(e) < 0 || !(state = absolute_dir(cfg->state_dir, true, e)) ||
+	    !(run = absolute_dir(cfg->run_dir, true, e)) || !(view = absolute_dir(cfg->view, false, e)))
 		return NULL;
 	struct crun_rt *rt = xcalloc(1, sizeof(*rt));
 	const char *ver[] = {"crun", "--version", NULL};
 	cleanup_free char *out = NULL;
 
 	rt->cfg = *cfg;
+	rt->cfg.state_dir = rt->state_dir = state, state = NULL;
+	rt->cfg.run_dir = rt->run_dir = run, run = NULL;
+	rt->cfg.view = rt->view = view, view = NULL;
+	cfg = &rt->cfg;
 	if (!rt->cfg.backoff_ms)
 		rt->cfg.backoff_ms = 10000;
 	rt->pods_dir = xasprintf("%s/pods", cfg->state_dir);
+	rt->env.crun = proc_which("crun");
 	rt->env.crun_root = xasprintf("%s/crun", cfg->run_dir);
 	rt->env.sock_dir = xasprintf("%s/conmon", cfg->run_dir);
 	rt->cni = (struct cni_config){.bridge = cfg->bridge, .bin_dir = "/usr/lib/cni",
@@ -426,7 +444,8 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 					  out + strcspn(out, "0123456789"))
 			      : xstrdup("crun://unknown");
 	rt->rt = (struct agent_runtime){
-		.name = rt->version,
+		.name = "crun",
+		.version = rt->version,
 		.start_pod = crun_start_pod,
 		.stop_pod = crun_stop_pod,
 		.pod_status = crun_pod_status,

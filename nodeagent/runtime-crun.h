@@ -18,8 +18,8 @@ struct crun_config {
 	int backoff_ms;		     /* the first restart back-off: 10000 */
 };
 
-/* The runtime (runtime-crun.c); NULL with e set when a tool is missing.
- * Free with agent_runtime_free(). */
+/* The runtime (runtime-crun.c); NULL with e set when a tool is missing or
+ * a directory cannot be made. Free with agent_runtime_free(). */
 struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, struct err *e);
 
 #endif

@@ -229,6 +229,7 @@ struct agent_runtime *agent_runtime_sim_new(void)
 
 	s->rt = (struct agent_runtime){
 		.name = "simulated",
+		.version = "simulated",
 		.start_pod = sim_start_pod,
 		.stop_pod = sim_stop_pod,
 		.pod_status = sim_pod_status,

@@ -34,8 +34,10 @@ struct agent_pod_status {
 };
 
 struct agent_runtime {
-	/* Shown as the node's status.nodeInfo.containerRuntimeVersion. */
+	/* The node's label clusterfs.io/runtime: "crun", "simulated". */
 	const char *name;
+	/* The node's status.nodeInfo.containerRuntimeVersion: "crun://1.8.1". */
+	const char *version;
 	/*
 	 * Makes pod (the object as the agent read it) run with the address
 	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs, or
