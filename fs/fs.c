@@ -476,7 +476,7 @@ static int is_mounted(const char *mountpoint)
 }
 
 /* Clears a mount left by a crashed server; refuses one a live server holds. */
-static int check_mountpoint(const char *mountpoint, struct err *e)
+int fs_check_mountpoint(const char *mountpoint, struct err *e)
 {
 	struct stat st;
 
@@ -486,7 +486,7 @@ static int check_mountpoint(const char *mountpoint, struct err *e)
 			cleanup_free char *up = xasprintf("%s/..", mountpoint);
 			if (stat(up, &parent) == 0 && parent.st_dev != st.st_dev)
 				return err_set(e, EBUSY,
-					       "%s is already mounted (is another server running?)",
+					       "%s is already mounted (is another clusterfs running there?)",
 					       mountpoint);
 		}
 		return S_ISDIR(st.st_mode)
@@ -511,7 +511,7 @@ struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e)
 	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 	struct fs *fs;
 
-	if (check_mountpoint(mountpoint, e) < 0)
+	if (fs_check_mountpoint(mountpoint, e) < 0)
 		return NULL;
 	fs = xcalloc(1, sizeof(*fs));
 	fs->store = s;

@@ -23,6 +23,12 @@ struct fs;
  */
 void fs_set_log_limit(size_t bytes);
 
+/*
+ * Makes mountpoint ready for a mount: creates it when missing, clears a
+ * mount a crashed process left behind, refuses one a live process holds.
+ */
+int fs_check_mountpoint(const char *mountpoint, struct err *e);
+
 /* Returns NULL with e on failure. The store stays the caller's. */
 struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e);
 int fs_loop(struct fs *fs);

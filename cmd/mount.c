@@ -1,0 +1,76 @@
+/*
+ * mount.c: `clusterfs mount ADDR:PORT DIR`, the cluster of a remote server
+ * mounted on this machine over 9P.
+ *
+ * Stays in the foreground and serves the mount until it is unmounted
+ * (umount DIR, fusermount3 -u DIR) or the process gets SIGINT or SIGTERM.
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "remote.h"
+
+int cmd_mount(int argc, char **argv);
+
+static int usage(FILE *out)
+{
+	fputs("usage: clusterfs mount [--aname PATH] [--auth none|munge] [--munge-socket PATH]\n"
+	      "                       ADDR:PORT DIR\n"
+	      "\n"
+	      "Mounts the cluster a server exports (clusterfs server --listen ADDR:PORT) at DIR\n"
+	      "and serves it until DIR is unmounted. --aname names the export when the server\n"
+	      "has several (default: its first).\n",
+	      out);
+	return out == stderr ? 2 : 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"aname", required_argument, NULL, 'a'},
+		{"auth", required_argument, NULL, 'A'},
+		{"munge-socket", required_argument, NULL, 'S'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct p9_config cfg = {0};
+	struct err e = {0};
+	struct remote *r;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			cfg.aname = optarg;
+			break;
+		case 'A':
+			if (strcmp(optarg, "none") && strcmp(optarg, "munge")) {
+				fprintf(stderr, "clusterfs mount: --auth is none or munge, not \"%s\"\n",
+					optarg);
+				return 2;
+			}
+			cfg.munge = !strcmp(optarg, "munge");
+			break;
+		case 'S':
+			cfg.munge_socket = optarg;
+			break;
+		case 'h':
+			return usage(stdout);
+		default:
+			return usage(stderr);
+		}
+	}
+	if (argc - optind != 2)
+		return usage(stderr);
+	cfg.addr = argv[optind];
+	if (!(r = remote_mount(&cfg, argv[optind + 1], &e))) {
+		fprintf(stderr, "clusterfs mount: %s\n", e.msg);
+		return 1;
+	}
+	fprintf(stderr, "clusterfs: %s mounted at %s\n", cfg.addr, argv[optind + 1]);
+	rc = remote_loop(r);
+	remote_free(r);
+	return rc < 0 ? 1 : 0;
+}

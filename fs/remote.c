@@ -1,0 +1,534 @@
+/*
+ * remote.c: the FUSE side of `clusterfs mount` (see remote.h).
+ *
+ * Built on libfuse's path-based API: each operation walks its path from
+ * the session's root fid (one Twalk for up to 16 names), acts, and clunks
+ * without waiting. An open file keeps its fid and the session it belongs
+ * to. Nothing is cached beyond a second's memory of names in the kernel:
+ * attributes are asked for every time and reads bypass the page cache, as
+ * on the server's own mount, because other clients change files at will.
+ *
+ * close() flushes: when the file was written, a Tfsync makes the server
+ * apply it, so close() returns the server's verdict (a rejected manifest
+ * fails close with EINVAL, as on the server's mount).
+ */
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 312
+#include "remote.h"
+
+#include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct remote {
+	struct p9 *p9;
+	struct fuse *fuse;
+	char *mountpoint;
+	int mounted;
+};
+
+/* An open file or directory. */
+struct rfile {
+	pthread_mutex_t lock;
+	char *path;
+	uint32_t flags; /* as opened, less creation and truncation */
+	struct p9fid fid;
+	int written; /* since the last flush */
+};
+
+static struct p9 *p9_of_ctx(void)
+{
+	return ((struct remote *)fuse_get_context()->private_data)->p9;
+}
+
+static struct rfile *rfile_of(struct fuse_file_info *fi)
+{
+	return (struct rfile *)(uintptr_t)fi->fh;
+}
+
+/* Walks a FUSE path ("/a/b") from the root. */
+static int walk(struct p9 *p, const char *path, struct p9fid *out)
+{
+	struct p9fid root = p9_root(p);
+
+	if (!root.gen)
+		return -ENOTCONN;
+	return p9_walk(p, root, path + 1, out);
+}
+
+/* Walks to the parent of path; *name is set to the last component. */
+static int walk_parent(struct p9 *p, const char *path, struct p9fid *out, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	cleanup_free char *parent = xstrndup(path, (size_t)(slash - path) + 1);
+
+	*name = slash + 1;
+	return walk(p, parent, out);
+}
+
+static void attr_to_stat(const struct p9attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->qid.path;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = (blksize_t)a->blksize;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_atim.tv_sec = (time_t)a->atime_sec;
+	st->st_atim.tv_nsec = (long)a->atime_nsec;
+	st->st_mtim.tv_sec = (time_t)a->mtime_sec;
+	st->st_mtim.tv_nsec = (long)a->mtime_nsec;
+	st->st_ctim.tv_sec = (time_t)a->ctime_sec;
+	st->st_ctim.tv_nsec = (long)a->ctime_nsec;
+}
+
+/*
+ * The open file's fid in the current session, opening the file again when
+ * the connection was lost since; a writer cannot be: what it wrote went
+ * with the old connection.
+ */
+static int file_fid(struct p9 *p, struct rfile *f, struct p9fid *out)
+{
+	struct p9fid root = p9_root(p);
+	int rc = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->fid.gen != root.gen) {
+		struct p9fid nf;
+		if (!root.gen)
+			rc = -ENOTCONN;
+		else if ((f->flags & O_ACCMODE) != O_RDONLY)
+			rc = -EIO;
+		else if ((rc = p9_walk(p, root, f->path + 1, &nf)) == 0 &&
+			 (rc = p9_lopen(p, nf, f->flags)) < 0)
+			p9_clunk(p, nf);
+		if (rc == 0) {
+			p9_clunk(p, f->fid); /* not sent: it names no live fid */
+			f->fid = nf;
+		}
+	}
+	*out = f->fid;
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+static struct rfile *rfile_new(const char *path, uint32_t flags, struct p9fid fid)
+{
+	struct rfile *f = xcalloc(1, sizeof(*f));
+
+	pthread_mutex_init(&f->lock, NULL);
+	f->path = xstrdup(path);
+	f->flags = flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
+	f->fid = fid;
+	return f;
+}
+
+static void rfile_free(struct p9 *p, struct rfile *f)
+{
+	p9_clunk(p, f->fid);
+	pthread_mutex_destroy(&f->lock);
+	free(f->path);
+	free(f);
+}
+
+static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9attr a;
+	struct p9fid fid;
+	int rc;
+
+	if (fi && fi->fh) {
+		if ((rc = file_fid(p, rfile_of(fi), &fid)) == 0)
+			rc = p9_getattr(p, fid, &a);
+	} else if ((rc = walk(p, path, &fid)) == 0) {
+		rc = p9_getattr(p, fid, &a);
+		p9_clunk(p, fid);
+	}
+	if (rc == 0)
+		attr_to_stat(&a, st);
+	return rc;
+}
+
+static int do_open(const char *path, uint32_t flags, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	int rc;
+
+	if ((rc = walk(p, path, &fid)) < 0)
+		return rc;
+	if ((rc = p9_lopen(p, fid, flags)) < 0) {
+		p9_clunk(p, fid);
+		return rc;
+	}
+	fi->fh = (uintptr_t)rfile_new(path, flags, fid);
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int r_open(const char *path, struct fuse_file_info *fi)
+{
+	return do_open(path, (uint32_t)fi->flags & ~(uint32_t)(O_CREAT | O_EXCL | O_NOCTTY), fi);
+}
+
+static int r_opendir(const char *path, struct fuse_file_info *fi)
+{
+	return do_open(path, O_RDONLY | O_DIRECTORY, fi);
+}
+
+static int r_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	const char *name;
+	int rc;
+
+	if ((rc = walk_parent(p, path, &fid, &name)) < 0)
+		return rc;
+	rc = p9_lcreate(p, fid, name, (uint32_t)fi->flags & ~(uint32_t)O_NOCTTY, mode,
+			fuse_get_context()->gid);
+	if (rc < 0) {
+		p9_clunk(p, fid);
+		return rc;
+	}
+	fi->fh = (uintptr_t)rfile_new(path, (uint32_t)fi->flags, fid);
+	fi->direct_io = 1;
+	return 0;
+}
+
+static int r_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	int rc = file_fid(p, rfile_of(fi), &fid);
+
+	return rc < 0 ? rc : (int)p9_read(p, fid, (uint64_t)off, buf, size);
+}
+
+static int r_write(const char *path, const char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct rfile *f = rfile_of(fi);
+	struct p9fid fid;
+	int rc = file_fid(p, f, &fid);
+
+	if (rc < 0)
+		return rc;
+	f->written = 1;
+	return (int)p9_write(p, fid, (uint64_t)off, buf, size);
+}
+
+/* Makes the server apply what was written, and returns its verdict. */
+static int r_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct rfile *f = rfile_of(fi);
+	struct p9fid fid;
+	int rc;
+
+	if (!f->written)
+		return 0;
+	f->written = 0;
+	if ((rc = file_fid(p, f, &fid)) < 0)
+		return rc;
+	return p9_fsync(p, fid);
+}
+
+static int r_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	int rc = file_fid(p, rfile_of(fi), &fid);
+
+	return rc < 0 ? rc : p9_fsync(p, fid);
+}
+
+static int r_release(const char *path, struct fuse_file_info *fi)
+{
+	rfile_free(p9_of_ctx(), rfile_of(fi));
+	return 0;
+}
+
+static int r_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+		     struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct p9 *p = p9_of_ctx();
+	uint32_t size = p9_iosize(p);
+	cleanup_free uint8_t *data = xmalloc(size);
+	uint64_t next = 0;
+	struct p9fid fid;
+	int rc = file_fid(p, rfile_of(fi), &fid);
+	ssize_t n;
+
+	if (rc < 0)
+		return rc;
+	while ((n = p9_readdir(p, fid, next, data, size)) > 0) {
+		struct p9dirent d;
+		uint32_t pos = 0;
+		while ((rc = p9_next_dirent(data, (uint32_t)n, &pos, &d)) > 0) {
+			char name[256];
+			struct stat st = {.st_ino = d.qid.path, .st_mode = (mode_t)DTTOIF(d.type)};
+			if (d.name.len >= sizeof(name))
+				continue;
+			memcpy(name, d.name.s, d.name.len);
+			name[d.name.len] = 0;
+			fill(buf, name, &st, 0, 0);
+			next = d.offset;
+		}
+		if (rc < 0)
+			return -EIO;
+	}
+	return n < 0 ? (int)n : 0;
+}
+
+static int r_mkdir(const char *path, mode_t mode)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid dir;
+	const char *name;
+	int rc;
+
+	if ((rc = walk_parent(p, path, &dir, &name)) < 0)
+		return rc;
+	rc = p9_mkdir(p, dir, name, mode, fuse_get_context()->gid);
+	p9_clunk(p, dir);
+	return rc;
+}
+
+/* unlink and rmdir: the server's remove knows which it is. */
+static int r_remove(const char *path)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	int rc;
+
+	if ((rc = walk(p, path, &fid)) < 0)
+		return rc;
+	return p9_remove(p, fid);
+}
+
+static int r_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid, dir;
+	const char *name;
+	int rc;
+
+	if (flags)
+		return -EINVAL;
+	if ((rc = walk(p, from, &fid)) < 0)
+		return rc;
+	if ((rc = walk_parent(p, to, &dir, &name)) == 0) {
+		rc = p9_rename(p, fid, dir, name);
+		p9_clunk(p, dir);
+	}
+	p9_clunk(p, fid);
+	return rc;
+}
+
+/* Sets attributes through the open file when there is one. */
+static int setattr(const char *path, struct fuse_file_info *fi, const struct p9setattr *sa)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9fid fid;
+	int rc;
+
+	if (fi && fi->fh)
+		return (rc = file_fid(p, rfile_of(fi), &fid)) < 0 ? rc : p9_setattr(p, fid, sa);
+	if ((rc = walk(p, path, &fid)) < 0)
+		return rc;
+	rc = p9_setattr(p, fid, sa);
+	p9_clunk(p, fid);
+	return rc;
+}
+
+static int r_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct p9setattr sa = {.valid = P9_SETATTR_SIZE, .size = (uint64_t)size};
+	int rc = setattr(path, fi, &sa);
+
+	if (rc == 0 && fi && fi->fh)
+		rfile_of(fi)->written = 1;
+	return rc;
+}
+
+static int r_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct p9setattr sa = {.valid = P9_SETATTR_MODE, .mode = mode};
+	return setattr(path, fi, &sa);
+}
+
+static int r_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct p9setattr sa = {.uid = uid, .gid = gid};
+
+	sa.valid |= uid != (uid_t)-1 ? P9_SETATTR_UID : 0;
+	sa.valid |= gid != (gid_t)-1 ? P9_SETATTR_GID : 0;
+	return setattr(path, fi, &sa);
+}
+
+static void set_time(const struct timespec *t, uint32_t now, uint32_t set, uint64_t *sec,
+		     uint64_t *nsec, uint32_t *valid)
+{
+	if (t->tv_nsec == UTIME_OMIT)
+		return;
+	*valid |= now;
+	if (t->tv_nsec == UTIME_NOW)
+		return;
+	*valid |= set;
+	*sec = (uint64_t)t->tv_sec;
+	*nsec = (uint64_t)t->tv_nsec;
+}
+
+static int r_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	struct p9setattr sa = {0};
+
+	set_time(&tv[0], P9_SETATTR_ATIME, P9_SETATTR_ATIME_SET, &sa.atime_sec, &sa.atime_nsec,
+		 &sa.valid);
+	set_time(&tv[1], P9_SETATTR_MTIME, P9_SETATTR_MTIME_SET, &sa.mtime_sec, &sa.mtime_nsec,
+		 &sa.valid);
+	return setattr(path, fi, &sa);
+}
+
+static int r_statfs(const char *path, struct statvfs *sv)
+{
+	struct p9 *p = p9_of_ctx();
+	struct p9statfs s;
+	struct p9fid fid;
+	int rc;
+
+	if ((rc = walk(p, path, &fid)) < 0)
+		return rc;
+	rc = p9_statfs(p, fid, &s);
+	p9_clunk(p, fid);
+	if (rc < 0)
+		return rc;
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = sv->f_frsize = s.bsize;
+	sv->f_blocks = s.blocks;
+	sv->f_bfree = s.bfree;
+	sv->f_bavail = s.bavail;
+	sv->f_files = s.files;
+	sv->f_ffree = sv->f_favail = s.ffree;
+	sv->f_fsid = s.fsid;
+	sv->f_namemax = s.namelen;
+	return 0;
+}
+
+static void *r_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->entry_timeout = 1.0; /* paths are walked anew by every operation */
+	cfg->negative_timeout = 0;
+	cfg->attr_timeout = 0;
+	cfg->hard_remove = 1;
+	cfg->direct_io = 1;
+	return fuse_get_context()->private_data;
+}
+
+static const struct fuse_operations ops = {
+	.init = r_init,
+	.getattr = r_getattr,
+	.open = r_open,
+	.create = r_create,
+	.read = r_read,
+	.write = r_write,
+	.flush = r_flush,
+	.fsync = r_fsync,
+	.release = r_release,
+	.opendir = r_opendir,
+	.readdir = r_readdir,
+	.releasedir = r_release,
+	.mkdir = r_mkdir,
+	.unlink = r_remove,
+	.rmdir = r_remove,
+	.rename = r_rename,
+	.truncate = r_truncate,
+	.chmod = r_chmod,
+	.chown = r_chown,
+	.utimens = r_utimens,
+	.statfs = r_statfs,
+};
+
+struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint, struct err *e)
+{
+	struct remote *r;
+	struct p9_config c = *cfg;
+	char *argv[] = {(char *)"clusterfs", (char *)"-o", NULL, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(3, argv);
+	cleanup_free char *opts = NULL;
+
+	if (fs_check_mountpoint(mountpoint, e) < 0)
+		return NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->mountpoint = realpath(mountpoint, NULL);
+	c.interrupted = fuse_interrupted;
+	if (!(r->p9 = p9_open(&c, e))) {
+		remote_free(r);
+		return NULL;
+	}
+	opts = xasprintf("fsname=%s,subtype=clusterfs,default_permissions%s", cfg->addr,
+			 getuid() == 0 ? ",allow_other" : "");
+	argv[2] = opts;
+	r->fuse = fuse_new(&args, &ops, sizeof(ops), r);
+	fuse_opt_free_args(&args);
+	if (!r->fuse || fuse_mount(r->fuse, r->mountpoint) != 0) {
+		err_set(e, EIO, "cannot mount %s (is /dev/fuse there, and fuse3 installed?)",
+			mountpoint);
+		remote_free(r);
+		return NULL;
+	}
+	r->mounted = 1;
+	return r;
+}
+
+int remote_loop(struct remote *r)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (fuse_set_signal_handlers(fuse_get_session(r->fuse)) != 0) {
+		fuse_loop_cfg_destroy(cfg);
+		return -1;
+	}
+	/* Each thread waits for its server round trip: many, so that a
+	 * blocked read of watch does not hold up the rest. */
+	fuse_loop_cfg_set_max_threads(cfg, 64);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	rc = fuse_loop_mt(r->fuse, cfg);
+	fuse_remove_signal_handlers(fuse_get_session(r->fuse));
+	fuse_loop_cfg_destroy(cfg);
+	return rc < 0 ? rc : 0;
+}
+
+void remote_exit(struct remote *r)
+{
+	fuse_exit(r->fuse);
+}
+
+void remote_free(struct remote *r)
+{
+	if (!r)
+		return;
+	if (r->mounted)
+		fuse_unmount(r->fuse);
+	if (r->fuse)
+		fuse_destroy(r->fuse);
+	p9_close(r->p9);
+	free(r->mountpoint);
+	free(r);
+}

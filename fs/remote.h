@@ -1,0 +1,26 @@
+/*
+ * remote.h: the cluster mounted from a server over 9P (`clusterfs mount`).
+ *
+ * A FUSE filesystem whose every operation is a 9P request to the server's
+ * export, so the mount behaves as the server's own: the same files, the
+ * same errors (a rejected write fails close() with the server's errno).
+ * When the connection breaks, operations fail with ENOTCONN until the
+ * client has reconnected; files opened for reading are opened again on the
+ * new connection, files opened for writing fail with EIO.
+ */
+#ifndef CFS_REMOTE_H
+#define CFS_REMOTE_H
+
+#include "p9.h"
+
+struct remote;
+
+/* Connects to the server and mounts its export at mountpoint. */
+struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint, struct err *e);
+/* Serves the mount until remote_exit(), a signal (INT, TERM, HUP) or an unmount. */
+int remote_loop(struct remote *r);
+void remote_exit(struct remote *r);
+/* Unmounts and disconnects. */
+void remote_free(struct remote *r);
+
+#endif
