@@ -81,6 +81,12 @@ fuzz:
 	mkdir -p build-fuzz/corpus-yaml
 	cp tests/fuzz/corpus-yaml/* build-fuzz/corpus-yaml/ 2>/dev/null || true
 	build-fuzz/fuzz_yaml -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-yaml
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -Ifs \
+	  -o build-fuzz/fuzz_p9 tests/fuzz/fuzz_p9.c build-fuzz/libclusterfs.a \
+	  $(shell pkg-config --libs $(PKGS)) -pthread
+	mkdir -p build-fuzz/corpus-p9
+	cp tests/fuzz/corpus-p9/* build-fuzz/corpus-p9/ 2>/dev/null || true
+	build-fuzz/fuzz_p9 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build-fuzz/corpus-p9
 
 valgrind: all
 	for t in $(UNIT); do valgrind -q --error-exitcode=1 --leak-check=full $$t || exit 1; done
