@@ -3,9 +3,13 @@
  *
  *   clusterfs agent --view DIR --node NAME [--simulated [--nodes N]]
  *                   [--capacity LIST] [--heartbeat SECONDS] [runtime options]
+ *   clusterfs agent --server ADDR:PORT --node NAME ...
  *
  * Checks the options and the view, starts the agent (nodeagent/agent.h)
  * with the runtime the options pick, and runs until SIGINT or SIGTERM.
+ * With --server the agent first mounts the server's 9P export itself (at
+ * RUN_DIR/view unless --view says where) and then works only through that
+ * mount, learning of changes from its watch file.
  * The signals are blocked before the agent's thread starts, so only this
  * thread takes them, in sigwait(). Pods are left running at exit: an
  * agent that starts again adopts them.
@@ -21,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "agent.h"
+#include "remote.h"
 #include "runtime-crun.h"
 
 int cmd_agent(int argc, char **argv);
@@ -32,6 +37,7 @@ int cmd_agent(int argc, char **argv);
 static int agent_usage(FILE *out)
 {
 	fputs("usage: clusterfs agent --view DIR --node NAME [--simulated [--nodes N]]\n"
+	      "       clusterfs agent --server ADDR:PORT [--auth none|munge] --node NAME ...\n"
 	      "                       [--capacity cpu=4,memory=8Gi,pods=110] [--heartbeat SECONDS]\n"
 	      "                       [--state-dir DIR] [--run-dir DIR] [--bridge NAME]\n"
 	      "                       [--registry HOST] [--insecure-registry HOST:PORT]...\n"
@@ -40,6 +46,9 @@ static int agent_usage(FILE *out)
 	      "Runs node NAME on the cluster mounted at DIR: registers nodes/NAME.yaml,\n"
 	      "renews its Ready heartbeat every SECONDS (10), runs the pods bound to it\n"
 	      "as containers with crun under conmon.\n"
+	      "  --server      mount the cluster a server exports over 9P (at --view DIR,\n"
+	      "                or RUN_DIR/view) and work through it\n"
+	      "  --auth        how to authenticate to the server: none or munge (none)\n"
 	      "  --simulated   pods run at once without containers (a hollow node)\n"
 	      "  --nodes N     N simulated nodes NAME-0 .. NAME-(N-1) from this process\n"
 	      "  --capacity    status.capacity; named entries replace the defaults\n"
@@ -58,6 +67,7 @@ static int agent_usage(FILE *out)
 struct agent_opts {
 	struct agent_config cfg;
 	const char *server;
+	int munge;
 	struct crun_config crun;
 	const char *insecure[MAX_INSECURE + 1];
 	int ninsecure;
@@ -106,6 +116,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{"nodes", required_argument, NULL, 'N'},
 		{"heartbeat", required_argument, NULL, 'b'},
 		{"server", required_argument, NULL, 's'},
+		{"auth", required_argument, NULL, 'A'},
 		{"state-dir", required_argument, NULL, 'D'},
 		{"run-dir", required_argument, NULL, 'R'},
 		{"bridge", required_argument, NULL, 'B'},
@@ -134,6 +145,11 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 's':
 			o->server = optarg;
+			break;
+		case 'A':
+			if (strcmp(optarg, "none") && strcmp(optarg, "munge"))
+				return agent_bad("--auth \"%s\": none or munge", optarg);
+			o->munge = !strcmp(optarg, "munge");
 			break;
 		case 'h':
 			o->help = 1;
@@ -191,10 +207,6 @@ static int agent_validate(const struct agent_opts *o)
 {
 	struct stat st;
 
-	if (o->server)
-		return agent_bad("--server %s: not supported yet: the 9P view comes with the "
-				 "remote-view issue; mount the view and use --view DIR",
-				 o->server);
 	if (!o->cfg.view || !o->cfg.node)
 		return agent_usage(stderr);
 	if (o->cfg.nodes && !o->simulated)
@@ -208,34 +220,61 @@ static int agent_validate(const struct agent_opts *o)
 	return 0;
 }
 
-static int agent_run(const struct agent_opts *o)
+/* Serves the agent's own mount of the server's export. */
+static void *serve_view(void *arg)
+{
+	remote_loop(arg, 0);
+	return NULL;
+}
+
+static int agent_run(struct agent_opts *o)
 {
 	struct err e = {0};
+	struct remote *view = NULL;
+	pthread_t server_thread;
 	sigset_t set;
-	int sig = 0;
+	int sig = 0, rc = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (o->server) {
+		struct p9_config p9 = {.addr = o->server, .munge = o->munge};
+		if (!(view = remote_mount(&p9, o->cfg.view, &e))) {
+			fprintf(stderr, "clusterfs agent: %s\n", e.msg);
+			return 2;
+		}
+		pthread_create(&server_thread, NULL, serve_view, view);
+		if ((rc = agent_validate(o)) != 0)
+			goto out;
+	}
 	struct agent_runtime *rt = o->simulated ? agent_runtime_sim_new()
 						: agent_runtime_crun_new(&o->crun, &e);
 	struct agent *a = rt ? agent_new(&o->cfg, rt, &e) : NULL;
 	if (!a) {
 		fprintf(stderr, "clusterfs agent: %s\n", e.msg);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if (o->cfg.nodes)
 		fprintf(stderr, "clusterfs agent: nodes %s-0 .. %s-%d (simulated) on %s\n",
 			o->cfg.node, o->cfg.node, o->cfg.nodes - 1, o->cfg.view);
 	else
-		fprintf(stderr, "clusterfs agent: node %s (%s) on %s\n", o->cfg.node,
-			rt->version, o->cfg.view);
+		fprintf(stderr, "clusterfs agent: node %s (%s) on %s%s%s\n", o->cfg.node,
+			rt->version, o->server ? o->server : o->cfg.view,
+			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	agent_free(a);
-	return 0;
+out:
+	if (view) {
+		remote_exit(view);
+		pthread_join(server_thread, NULL);
+		remote_free(view);
+	}
+	return rc;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -247,6 +286,10 @@ int cmd_agent(int argc, char **argv)
 
 	if ((r = agent_parse(argc, argv, &o)) != 0)
 		return r;
+	cleanup_free char *view = NULL;
+	if (o.server && !o.cfg.view)
+		o.cfg.view = view = xasprintf("%s/view", o.crun.run_dir);
+	o.cfg.remote = o.server != NULL;
 	o.crun.view = o.cfg.view;
 	o.crun.insecure = o.insecure;
 	cleanup_free char *host = o.simulated || o.cfg.capacity ? NULL : agent_host_capacity();
@@ -254,7 +297,9 @@ int cmd_agent(int argc, char **argv)
 		o.cfg.capacity = host;
 	if (o.help)
 		return agent_usage(stdout);
-	if ((r = agent_validate(&o)) != 0)
+	if (!o.server && (r = agent_validate(&o)) != 0)
 		return r;
+	if (o.server && (!o.cfg.node || (o.cfg.nodes && !o.simulated)))
+		return agent_usage(stderr);
 	return agent_run(&o);
 }

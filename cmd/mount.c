@@ -70,7 +70,7 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "clusterfs: %s mounted at %s\n", cfg.addr, argv[optind + 1]);
-	rc = remote_loop(r);
+	rc = remote_loop(r, 1);
 	remote_free(r);
 	return rc < 0 ? 1 : 0;
 }

@@ -15,6 +15,8 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/inotify.h>
 #include <sys/random.h>
 #include <time.h>
@@ -53,6 +55,12 @@ struct ctl {
 	pthread_t thread;
 	int ifd, wake[2];
 	int stopping; /* atomic */
+
+	/* With the watch stream: its thread and the pipe it forwards lines on. */
+	int streaming;
+	pthread_t streamer;
+	int lines[2];
+	struct strbuf partial; /* the ctl thread's unfinished line */
 
 	/* Everything below belongs to the controller's thread. */
 	struct dirwatch *watches;
@@ -255,14 +263,26 @@ static void list_dir(struct ctl *c, const struct dirwatch *w, const struct kind 
 	char name[256];
 	size_t n;
 
-	while (d && (de = readdir(d))) {
+	if (!d && errno != ENOENT) {
+		/* Unreadable is not empty (a remote view while the server is
+		 * down): keep what the cache has. */
+		strmap_free(seen);
+		return;
+	}
+	while (d && (errno = 0, de = readdir(d))) {
 		if (!object_name(de->d_name, name, sizeof(name)))
 			continue;
 		strmap_put(seen, name, (void *)1);
 		refresh(c, k, ns, name);
 	}
-	if (d)
+	if (d) {
+		int failed = errno != 0;
 		closedir(d);
+		if (failed) {
+			strmap_free(seen);
+			return;
+		}
+	}
 	cleanup_free char *key = coll_key(k, ns);
 	struct strmap *m = strmap_get(c->colls, key);
 	char **names = m ? strmap_keys(m, &n) : NULL;
@@ -339,14 +359,22 @@ static void list_namespaces(struct ctl *c)
 	struct dirent *de;
 	size_t n;
 
-	while (d && (de = readdir(d))) {
+	if (!d) {
+		strmap_free(seen); /* unreadable is not empty: see list_dir */
+		return;
+	}
+	while ((errno = 0, de = readdir(d))) {
 		if (de->d_type != DT_DIR || de->d_name[0] == '.')
 			continue;
 		strmap_put(seen, de->d_name, (void *)1);
 		add_namespace(c, de->d_name);
 	}
-	if (d)
+	if (errno != 0) {
 		closedir(d);
+		strmap_free(seen);
+		return;
+	}
+	closedir(d);
 	char **known = strmap_keys(c->namespaces, &n);
 	for (size_t i = 0; i < n; i++)
 		if (!strmap_get(seen, known[i]))
@@ -515,29 +543,169 @@ void ctl_wake(struct ctl *c)
 		perror("clusterfs: ctl_wake");
 }
 
+/*
+ * The watch stream, for a view over 9P where inotify sees only this
+ * client's own writes: a thread keeps MOUNT/watch open with the filter
+ * "/" (everything) and forwards its lines to the controller's thread
+ * through a pipe. After a broken connection it opens watch again with
+ * "since" the last revision it saw, so nothing is missed; when that
+ * revision is no longer in the server's log (ESTALE), or at the very
+ * start, it forwards "RELIST" instead, after the new watch is in place.
+ */
+static void forward(struct ctl *c, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(c->lines[1], p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void on_stop_signal(int sig)
+{
+}
+
+static void *stream_main(void *arg)
+{
+	struct ctl *c = arg;
+	cleanup_free char *path = xasprintf("%s/watch", c->mount);
+	struct strbuf pending = {0};
+	int64_t since = -1;
+	int backoff = 100;
+
+	while (!stopping(c)) {
+		char filter[64], buf[16384];
+		ssize_t n;
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+
+		if (since >= 0)
+			snprintf(filter, sizeof(filter), "/ since %lld\n", (long long)since);
+		else
+			snprintf(filter, sizeof(filter), "/\n");
+		if (fd < 0 || write(fd, filter, strlen(filter)) < 0) {
+			int err = errno;
+			if (fd >= 0)
+				close(fd);
+			if (err == ESTALE) {
+				since = -1; /* the log no longer reaches back there */
+				continue;
+			}
+			usleep((useconds_t)backoff * 1000);
+			backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+			continue;
+		}
+		if (since < 0)
+			forward(c, "RELIST\n", 7);
+		backoff = 100;
+		sb_truncate(&pending, 0);
+		while ((n = read(fd, buf, sizeof(buf))) > 0) {
+			sb_append(&pending, buf, (size_t)n);
+			char *end = memrchr(pending.buf, '\n', pending.len);
+			if (!end)
+				continue;
+			size_t whole = (size_t)(end - pending.buf) + 1;
+			/* The last whole line's revision is where to resume. */
+			char *last = memrchr(pending.buf, '\n', whole - 1);
+			since = strtoll(last ? last + 1 : pending.buf, NULL, 10);
+			forward(c, pending.buf, whole);
+			memmove(pending.buf, pending.buf + whole, pending.len - whole);
+			pending.len -= whole;
+		}
+		if (n < 0 && errno == ESTALE)
+			since = -1; /* fell too far behind: list anew */
+		close(fd);
+	}
+	sb_free(&pending);
+	return NULL;
+}
+
+/* A change the stream reported: "REV ADDED|MODIFIED|DELETED PATH". */
+static void stream_line(struct ctl *c, char *line)
+{
+	char *path = strchr(line, ' '), *parts[5], *save = NULL, name[256];
+	const struct kind *k;
+	int n = 0;
+
+	if (!strcmp(line, "RELIST")) {
+		relist(c);
+		return;
+	}
+	if (!path || !(path = strchr(path + 1, ' ')))
+		return;
+	for (char *t = strtok_r(path + 1, "/", &save); t && n < 5; t = strtok_r(NULL, "/", &save))
+		parts[n++] = t;
+	if (n == 2 && !strcmp(parts[0], "namespaces") &&
+	    object_name(parts[1], name, sizeof(name))) {
+		if (wants(c, "namespaces"))
+			refresh(c, kind_by_name("Namespace"), "", name);
+		cleanup_free char *dir = xasprintf("%s/namespaces/%s", c->mount, name);
+		if (access(dir, F_OK) == 0)
+			add_namespace(c, name);
+		else if (errno == ENOENT)
+			remove_namespace(c, name);
+	} else if (n == 4 && !strcmp(parts[0], "namespaces") && (k = kind_by_plural(parts[2])) &&
+		   wants(c, k->plural) && object_name(parts[3], name, sizeof(name))) {
+		if (!strmap_get(c->namespaces, parts[1]))
+			add_namespace(c, parts[1]); /* lists the new namespace */
+		else
+			refresh(c, k, parts[1], name);
+	} else if (n == 2 && (k = kind_by_plural(parts[0])) && !k->namespaced &&
+		   wants(c, k->plural) && object_name(parts[1], name, sizeof(name))) {
+		refresh(c, k, "", name);
+	}
+}
+
+static void read_stream(struct ctl *c)
+{
+	char buf[16384];
+	ssize_t n;
+
+	while ((n = read(c->lines[0], buf, sizeof(buf))) > 0)
+		sb_append(&c->partial, buf, (size_t)n);
+	char *start = c->partial.buf, *nl;
+	while (start && (nl = memchr(start, '\n', c->partial.len - (size_t)(start - c->partial.buf)))) {
+		*nl = 0;
+		stream_line(c, start);
+		start = nl + 1;
+	}
+	if (start) {
+		size_t rest = c->partial.len - (size_t)(start - c->partial.buf);
+		memmove(c->partial.buf, start, rest);
+		c->partial.len = rest;
+	}
+}
+
 static void *ctl_main(void *arg)
 {
 	struct ctl *c = arg;
-	struct pollfd fds[2] = {{c->ifd, POLLIN, 0}, {c->wake[0], POLLIN, 0}};
+	struct pollfd fds[3] = {
+		{c->ifd, POLLIN, 0}, {c->wake[0], POLLIN, 0}, {c->streaming ? c->lines[0] : -1, POLLIN, 0}};
 
 	watch_roots(c);
-	relist(c);
+	if (!c->streaming)
+		relist(c); /* streaming: once the stream says RELIST */
 	if (c->ops->tick_ms > 0)
 		c->next_tick = mono_ms() + c->ops->tick_ms;
 	while (!stopping(c)) {
-		if (poll(fds, 2, poll_timeout(c)) < 0 && errno != EINTR)
+		if (poll(fds, 3, poll_timeout(c)) < 0 && errno != EINTR)
 			break;
 		if (fds[0].revents & POLLIN)
 			read_events(c);
 		if (fds[1].revents & POLLIN)
 			woken(c);
+		if (fds[2].revents & POLLIN)
+			read_stream(c);
 		run_timers(c);
 		run_queue(c, 256);
 	}
 	return NULL;
 }
 
-struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg)
+static struct ctl *start(const char *mount, const struct ctl_ops *ops, void *arg, int streaming)
 {
 	struct ctl *c = xcalloc(1, sizeof(*c));
 
@@ -548,12 +716,32 @@ struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg)
 	c->queued = strmap_new();
 	c->namespaces = strmap_new();
 	c->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (c->ifd < 0 || pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+	c->lines[0] = c->lines[1] = -1;
+	c->streaming = streaming;
+	if (c->ifd < 0 || pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    (streaming && pipe2(c->lines, O_CLOEXEC) < 0)) {
 		fprintf(stderr, "clusterfs: %s: %s\n", ops->name, strerror(errno));
 		abort();
 	}
+	if (streaming) {
+		/* The ctl thread reads what it can; the streamer blocks. */
+		fcntl(c->lines[0], F_SETFL, O_NONBLOCK);
+		struct sigaction sa = {.sa_handler = on_stop_signal}; /* no SA_RESTART */
+		sigaction(SIGUSR2, &sa, NULL);
+		pthread_create(&c->streamer, NULL, stream_main, c);
+	}
 	pthread_create(&c->thread, NULL, ctl_main, c);
 	return c;
+}
+
+struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg)
+{
+	return start(mount, ops, arg, 0);
+}
+
+struct ctl *ctl_start_streaming(const char *mount, const struct ctl_ops *ops, void *arg)
+{
+	return start(mount, ops, arg, 1);
 }
 
 static void drop_cobj(const char *key, void *val, void *arg)
@@ -583,6 +771,23 @@ void ctl_stop(struct ctl *c)
 		return;
 	ctl_request_stop(c);
 	pthread_join(c->thread, NULL);
+	if (c->streaming) {
+		/* The streamer may sit in a read of watch that only a change
+		 * would end: interrupt it until it sees it must stop. */
+		struct timespec ts;
+		do {
+			pthread_kill(c->streamer, SIGUSR2);
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+		} while (pthread_timedjoin_np(c->streamer, NULL, &ts) == ETIMEDOUT);
+		close(c->lines[0]);
+		close(c->lines[1]);
+		sb_free(&c->partial);
+	}
 	close(c->ifd);
 	close(c->wake[0]);
 	close(c->wake[1]);

@@ -52,6 +52,13 @@ struct ctl_ops {
 
 /* Starts a controller on the mount. arg is the controller's own state. */
 struct ctl *ctl_start(const char *mount, const struct ctl_ops *ops, void *arg);
+/*
+ * The same for a view over 9P, where inotify sees only this client's own
+ * writes: changes also come from the stream of MOUNT/watch, resumed with
+ * "since" after the connection breaks. While the view cannot be read, the
+ * cache keeps what it has: an unreadable directory is not an empty one.
+ */
+struct ctl *ctl_start_streaming(const char *mount, const struct ctl_ops *ops, void *arg);
 /* Asks the thread to stop, and returns at once. */
 void ctl_request_stop(struct ctl *c);
 /* From any thread: has the controller's thread call ops->woken() soon. */

@@ -148,8 +148,9 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
 {
 	fi->fh = (uintptr_t)h;
+	/* watch is a stream, but it ignores offsets rather than refusing
+	 * them: diod serves a 9P read or write with pread and pwrite. */
 	fi->direct_io = 1;
-	fi->nonseekable = h->type == H_WATCH;
 	if (fuse_reply_open(req, fi) != 0)
 		handle_free(fs_of(req), h);
 }

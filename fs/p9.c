@@ -128,6 +128,12 @@ static uint8_t *read_msg(int fd, uint32_t max, size_t *len)
 	return m;
 }
 
+/* An Rlerror's errno, negated; EIO for one no errno could be. */
+static int lerror(const struct p9reply *r)
+{
+	return r->u.ecode > 0 && r->u.ecode < 4096 ? -(int)r->u.ecode : -EIO;
+}
+
 /* ---- the handshake, on a socket nobody else uses yet ---- */
 
 /* Sends m and reads its reply into r (buf keeps the bytes). */
@@ -144,7 +150,7 @@ static int sync_rpc(struct p9 *p, int fd, struct p9msg *m, uint8_t expect, uint8
 	if (p9_decode(*buf, len, r) < 0)
 		return -EPROTO;
 	if (r->type == P9_RLERROR)
-		return -(int)r->u.ecode;
+		return lerror(r);
 	return r->type == expect ? 0 : -EPROTO;
 }
 
@@ -710,7 +716,7 @@ static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, stru
 	if (p9_decode(*buf, len, r) < 0)
 		return -EIO;
 	if (r->type == P9_RLERROR)
-		return r->u.ecode ? -(int)r->u.ecode : -EIO;
+		return lerror(r);
 	return r->type == expect ? 0 : -EIO;
 }
 

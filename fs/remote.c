@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -496,12 +497,12 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 	return r;
 }
 
-int remote_loop(struct remote *r)
+int remote_loop(struct remote *r, int signals)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	int rc;
 
-	if (fuse_set_signal_handlers(fuse_get_session(r->fuse)) != 0) {
+	if (signals && fuse_set_signal_handlers(fuse_get_session(r->fuse)) != 0) {
 		fuse_loop_cfg_destroy(cfg);
 		return -1;
 	}
@@ -510,14 +511,19 @@ int remote_loop(struct remote *r)
 	fuse_loop_cfg_set_max_threads(cfg, 64);
 	fuse_loop_cfg_set_idle_threads(cfg, 8);
 	rc = fuse_loop_mt(r->fuse, cfg);
-	fuse_remove_signal_handlers(fuse_get_session(r->fuse));
+	if (signals)
+		fuse_remove_signal_handlers(fuse_get_session(r->fuse));
 	fuse_loop_cfg_destroy(cfg);
 	return rc < 0 ? rc : 0;
 }
 
 void remote_exit(struct remote *r)
 {
+	/* The loop's threads sit in reads of /dev/fuse: detaching the mount
+	 * ends the connection once nothing uses it, and so the reads. */
 	fuse_exit(r->fuse);
+	if (r->mounted && umount2(r->mountpoint, MNT_DETACH) == 0)
+		r->mounted = 0;
 }
 
 void remote_free(struct remote *r)

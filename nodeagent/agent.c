@@ -849,7 +849,10 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 	};
 	if (rt->set_notify)
 		rt->set_notify(rt, agent_notify, a);
-	__atomic_store_n(&a->ctl, ctl_start(cfg->view, &a->ops, a), __ATOMIC_RELEASE);
+	__atomic_store_n(&a->ctl,
+			 cfg->remote ? ctl_start_streaming(cfg->view, &a->ops, a)
+				     : ctl_start(cfg->view, &a->ops, a),
+			 __ATOMIC_RELEASE);
 	return a;
 }
 

@@ -21,6 +21,7 @@ struct agent_config {
 	int nodes;	      /* 0: one node named node; N: node-0 .. node-(N-1) */
 	int heartbeat_ms;     /* between two renewals of a node's Ready condition */
 	const char *capacity; /* "cpu=4,memory=8Gi,pods=110"; NULL for that default */
+	int remote;	      /* the view is a 9P mount: changes come from its watch file */
 };
 
 /* The most nodes one process runs (their default pod ranges must not overlap). */
