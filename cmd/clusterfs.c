@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "controllers.h"
+#include "export.h"
 #include "runtime-crun.h"
 #include "scheduler.h"
 #include "fs.h"
@@ -36,15 +37,19 @@ static int usage(FILE *out)
 {
 	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
 	      "                        [--log-limit BYTES]\n"
+	      "                        [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
 	      "                    [--registry HOST] [--insecure-registry HOST:PORT]...\n"
+	      "                    [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs agent --view DIR --node NAME --simulated [--nodes N] [--capacity ...]\n"
 	      "       clusterfs help\n"
 	      "\n"
 	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
 	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE
 	      ")\n"
-	      "        with a node agent running pods as containers (node: the host name)\n",
+	      "        with a node agent running pods as containers (node: the host name)\n"
+	      "--listen  also export the mount over 9P2000.L on ADDR:PORT (diod, supervised);\n"
+	      "          --auth munge makes clients prove their uid with munged (default none)\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }
@@ -119,12 +124,14 @@ static struct agent *local_agent(const char *mount, const char *state, struct up
 	return rt ? agent_new(&cfg, rt, e) : NULL;
 }
 
+/* listen is NULL when the mount is not exported over 9P. */
 static int run_server(const char *mount, const char *state, const struct controllers_config *cfg,
-		      struct up_opts *up)
+		      const char *listen, const char *auth, struct up_opts *up)
 {
 	struct err e = {0};
 	struct store *s = NULL;
 	struct fs *fs = NULL;
+	struct export *x = NULL;
 	struct controllers *cs = NULL;
 	struct sched *sc = NULL;
 	struct agent *a = NULL;
@@ -138,6 +145,8 @@ static int run_server(const char *mount, const char *state, const struct control
 		goto fail;
 	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
 		(long long)store_revision(s));
+	if (listen && !(x = export_start(mount, listen, auth, &e)))
+		goto fail;
 	cs = controllers_start(mount, cfg);
 	sc = sched_start(mount);
 	if (up && !(a = local_agent(mount, state, up, &e)))
@@ -150,6 +159,7 @@ static int run_server(const char *mount, const char *state, const struct control
 	 * end the mount (which fails such requests), then wait for them. */
 	controllers_stop(cs);
 	sched_request_stop(sc);
+	export_stop(x); /* diod holds files open in the mount */
 	fs_free(fs);
 	agent_free(a); /* its pods keep running */
 	controllers_free(cs);
@@ -192,10 +202,13 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		{"node-grace", required_argument, NULL, 'g'},
 		{"eviction-timeout", required_argument, NULL, 'e'},
 		{"log-limit", required_argument, NULL, 'l'},
+		{"listen", required_argument, NULL, 'L'},
+		{"auth", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct controllers_config cfg = {.node_grace = 40, .eviction_timeout = 60};
+	const char *listen = NULL, *auth = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "m:s:h", opts, NULL)) != -1) {
@@ -221,6 +234,17 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 			fs_set_log_limit((size_t)bytes);
 			break;
 		}
+		case 'L':
+			listen = optarg;
+			break;
+		case 'a':
+			if (strcmp(optarg, "none") && strcmp(optarg, "munge")) {
+				fprintf(stderr, "clusterfs: --auth %s: expected none or munge\n",
+					optarg);
+				return usage(stderr);
+			}
+			auth = optarg;
+			break;
 		case 'h':
 			return usage(stdout);
 		case 'n':
@@ -244,7 +268,11 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 	}
 	if (!mount || !state || optind != argc)
 		return usage(stderr);
-	return run_server(mount, state, &cfg, up);
+	if (auth && !listen) {
+		fputs("clusterfs: --auth applies to the 9P export: give --listen too\n", stderr);
+		return usage(stderr);
+	}
+	return run_server(mount, state, &cfg, listen, auth ? auth : "none", up);
 }
 
 int main(int argc, char **argv)
