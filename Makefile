@@ -53,10 +53,14 @@ $(B)/bench/%: bench/%.c $(B)/libclusterfs.a
 deps:
 	@scripts/install-deps
 
+# The core suites run twice: on the server's mount, and through a
+# `clusterfs mount` of its 9P export (FILE.bats@9p, see tests/tap-run).
+REMOTE_E2E := $(addsuffix @9p,tests/e2e/core.bats tests/e2e/bad-input.bats tests/e2e/watch.bats)
+
 test: deps
 	$(MAKE) all
 	CLUSTERFS=$(abspath $(B)/clusterfs) UNIT_DIR=$(abspath $(B)/tests) \
-	  prove --exec tests/tap-run $(UNIT) tests/e2e/*.bats
+	  prove --exec tests/tap-run $(UNIT) tests/e2e/*.bats $(REMOTE_E2E)
 
 unit: all
 	prove --exec tests/tap-run $(UNIT)

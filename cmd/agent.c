@@ -223,7 +223,7 @@ static int agent_validate(const struct agent_opts *o)
 /* Serves the agent's own mount of the server's export. */
 static void *serve_view(void *arg)
 {
-	remote_loop(arg, 0);
+	remote_loop(arg);
 	return NULL;
 }
 

@@ -3,10 +3,14 @@
  * mounted on this machine over 9P.
  *
  * Stays in the foreground and serves the mount until it is unmounted
- * (umount DIR, fusermount3 -u DIR) or the process gets SIGINT or SIGTERM.
+ * (umount DIR, fusermount3 -u DIR) or the process gets SIGINT, SIGTERM or
+ * SIGHUP. The signals are blocked before the mount's threads start, so
+ * only this thread takes them, in sigwait().
  */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +30,21 @@ static int usage(FILE *out)
 	return out == stderr ? 2 : 0;
 }
 
+struct serving {
+	struct remote *r;
+	int rc;
+};
+
+/* The mount's loop; when it ends by an unmount, it wakes the main thread. */
+static void *serve(void *arg)
+{
+	struct serving *s = arg;
+
+	s->rc = remote_loop(s->r);
+	kill(getpid(), SIGTERM);
+	return NULL;
+}
+
 int cmd_mount(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -36,9 +55,11 @@ int cmd_mount(int argc, char **argv)
 		{0},
 	};
 	struct p9_config cfg = {0};
+	struct serving s = {0};
 	struct err e = {0};
-	struct remote *r;
-	int c, rc;
+	pthread_t thread;
+	sigset_t set;
+	int c, sig;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -65,12 +86,20 @@ int cmd_mount(int argc, char **argv)
 	if (argc - optind != 2)
 		return usage(stderr);
 	cfg.addr = argv[optind];
-	if (!(r = remote_mount(&cfg, argv[optind + 1], &e))) {
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!(s.r = remote_mount(&cfg, argv[optind + 1], &e))) {
 		fprintf(stderr, "clusterfs mount: %s\n", e.msg);
 		return 1;
 	}
 	fprintf(stderr, "clusterfs: %s mounted at %s\n", cfg.addr, argv[optind + 1]);
-	rc = remote_loop(r, 1);
-	remote_free(r);
-	return rc < 0 ? 1 : 0;
+	pthread_create(&thread, NULL, serve, &s);
+	sigwait(&set, &sig);
+	remote_exit(s.r);
+	pthread_join(thread, NULL);
+	remote_free(s.r);
+	return s.rc < 0 ? 1 : 0;
 }

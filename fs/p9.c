@@ -547,16 +547,21 @@ struct p9 *p9_open(const struct p9_config *cfg, struct err *e)
 	return p;
 }
 
+void p9_shutdown(struct p9 *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->stopping = 1;
+	if (p->fd >= 0)
+		shutdown(p->fd, SHUT_RDWR); /* the reader fails what waits */
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void p9_close(struct p9 *p)
 {
 	if (!p)
 		return;
-	pthread_mutex_lock(&p->lock);
-	p->stopping = 1;
-	if (p->fd >= 0)
-		shutdown(p->fd, SHUT_RDWR);
-	pthread_cond_broadcast(&p->cond);
-	pthread_mutex_unlock(&p->lock);
+	p9_shutdown(p);
 	if (p->thread)
 		pthread_join(p->thread, NULL);
 	if (p->fd >= 0)

@@ -47,6 +47,9 @@ struct p9_config {
  * connection up until p9_close(). */
 struct p9 *p9_open(const struct p9_config *cfg, struct err *e);
 void p9_close(struct p9 *p);
+/* Fails every request in flight and every later one with -ENOTCONN, for
+ * good: for a client that is shutting down. Any thread. */
+void p9_shutdown(struct p9 *p);
 
 /* The attach fid of the current session; gen 0 when not connected. */
 struct p9fid p9_root(struct p9 *p);

@@ -151,12 +151,14 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	struct p9fid fid;
 	int rc;
 
-	if (fi && fi->fh) {
-		if ((rc = file_fid(p, rfile_of(fi), &fid)) == 0)
-			rc = p9_getattr(p, fid, &a);
-	} else if ((rc = walk(p, path, &fid)) == 0) {
+	/* By path even for an open file: diod's fid keeps the path it had
+	 * when opened, and answers for that path, whatever was renamed since.
+	 * The open file serves when its path is gone (unlinked while open). */
+	if ((rc = walk(p, path, &fid)) == 0) {
 		rc = p9_getattr(p, fid, &a);
 		p9_clunk(p, fid);
+	} else if (rc == -ENOENT && fi && fi->fh && (rc = file_fid(p, rfile_of(fi), &fid)) == 0) {
+		rc = p9_getattr(p, fid, &a);
 	}
 	if (rc == 0)
 		attr_to_stat(&a, st);
@@ -341,19 +343,19 @@ static int r_rename(const char *from, const char *to, unsigned int flags)
 	return rc;
 }
 
-/* Sets attributes through the open file when there is one. */
+/* Sets attributes by path, or through the open file: see r_getattr. */
 static int setattr(const char *path, struct fuse_file_info *fi, const struct p9setattr *sa)
 {
 	struct p9 *p = p9_of_ctx();
 	struct p9fid fid;
 	int rc;
 
-	if (fi && fi->fh)
-		return (rc = file_fid(p, rfile_of(fi), &fid)) < 0 ? rc : p9_setattr(p, fid, sa);
-	if ((rc = walk(p, path, &fid)) < 0)
-		return rc;
-	rc = p9_setattr(p, fid, sa);
-	p9_clunk(p, fid);
+	if ((rc = walk(p, path, &fid)) == 0) {
+		rc = p9_setattr(p, fid, sa);
+		p9_clunk(p, fid);
+	} else if (rc == -ENOENT && fi && fi->fh && (rc = file_fid(p, rfile_of(fi), &fid)) == 0) {
+		rc = p9_setattr(p, fid, sa);
+	}
 	return rc;
 }
 
@@ -497,30 +499,27 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 	return r;
 }
 
-int remote_loop(struct remote *r, int signals)
+int remote_loop(struct remote *r)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	int rc;
 
-	if (signals && fuse_set_signal_handlers(fuse_get_session(r->fuse)) != 0) {
-		fuse_loop_cfg_destroy(cfg);
-		return -1;
-	}
 	/* Each thread waits for its server round trip: many, so that a
 	 * blocked read of watch does not hold up the rest. */
 	fuse_loop_cfg_set_max_threads(cfg, 64);
 	fuse_loop_cfg_set_idle_threads(cfg, 8);
 	rc = fuse_loop_mt(r->fuse, cfg);
-	if (signals)
-		fuse_remove_signal_handlers(fuse_get_session(r->fuse));
 	fuse_loop_cfg_destroy(cfg);
 	return rc < 0 ? rc : 0;
 }
 
 void remote_exit(struct remote *r)
 {
-	/* The loop's threads sit in reads of /dev/fuse: detaching the mount
-	 * ends the connection once nothing uses it, and so the reads. */
+	/* Requests waiting for the server (a read of watch may wait for
+	 * ever) fail at once. The loop's threads sit in reads of /dev/fuse:
+	 * detaching the mount ends the connection once nothing uses it, and
+	 * so the reads. */
+	p9_shutdown(r->p9);
 	fuse_exit(r->fuse);
 	if (r->mounted && umount2(r->mountpoint, MNT_DETACH) == 0)
 		r->mounted = 0;

@@ -17,12 +17,12 @@ struct remote;
 
 /* Connects to the server and mounts its export at mountpoint. */
 struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint, struct err *e);
+/* Serves the mount until remote_exit() or an unmount. */
+int remote_loop(struct remote *r);
 /*
- * Serves the mount until remote_exit() or an unmount; with signals, also
- * until SIGINT, SIGTERM or SIGHUP, whose handlers it installs.
+ * Makes remote_loop() return, failing what waits for the server: from any
+ * thread, not from a signal handler.
  */
-int remote_loop(struct remote *r, int signals);
-/* Makes remote_loop() return: from any thread, not from a signal handler. */
 void remote_exit(struct remote *r);
 /* Unmounts and disconnects. */
 void remote_free(struct remote *r);
