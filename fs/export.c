@@ -19,6 +19,8 @@
  *        -N               any uid attaches, as itself with gid = uid: the
  *                         tree's own modes decide, not this host's passwd
  *        -l ADDR:PORT -e MOUNT
+ *        -e ctl           diod's control tree: its file "exports" names the
+ *                         aname to attach, for clients that do not know it
  *        [-n]             --auth none: no munge credential asked
  *
  * Not -S: squashing makes diod drop root for nobody, who may not write

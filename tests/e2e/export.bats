@@ -130,6 +130,10 @@ rpc(120, struct.pack("<I", 2))
 	"$DIODCAT" -s "127.0.0.1:$PORT" -a "$M" namespaces/default/configmaps/hello.yaml >"$WORK/hello.9p"
 	grep -q 'greeting: hello over 9P' "$WORK/hello.9p"
 	cmp "$WORK/hello.9p" "$NS/configmaps/hello.yaml"
+	# diod's control tree names the aname for clients not told it
+	run "$DIODCAT" -s "127.0.0.1:$PORT" -a ctl exports
+	[ "$status" -eq 0 ]
+	[[ "$output" == "$M "* ]]
 }
 
 @test "a write over 9P is applied through the mount, raises inotify there, and a bad one fails at close" {
