@@ -29,6 +29,7 @@
 #include "store.h"
 
 int cmd_agent(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 #define DEFAULT_MOUNT "/cluster"
 #define DEFAULT_STATE "/var/lib/clusterfs"
@@ -287,6 +288,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "agent"))
 		return cmd_agent(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mount"))
+		return cmd_mount(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help"))
 		return usage(stdout);
 	fprintf(stderr, "clusterfs: unknown command \"%s\"\n", argv[1]);
