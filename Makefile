@@ -107,6 +107,7 @@ install: $(B)/clusterfs
 bench: all
 	bench/write-path
 	bench/pod-start
+	bench/remote-view
 
 clean:
 	rm -rf build build-asan build-fuzz
