@@ -267,6 +267,8 @@ static int agent_run(struct agent_opts *o)
 			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
+	if (view)
+		remote_disconnect(view); /* nothing of the agent waits for the server */
 	agent_free(a);
 out:
 	if (view) {

@@ -6,14 +6,18 @@
  *
  * The server opens the store, makes sure the default namespace exists,
  * mounts the tree and serves it until SIGINT or SIGTERM, then unmounts
- * and closes the store. `up` also runs a node agent for this machine in
- * the same process, with real containers; the containers outlive it, and
- * the next `up` adopts them.
+ * and closes the store. `up` also exports the mount over 9P on loopback
+ * (127.0.0.1:564 unless --listen says otherwise) and runs a node agent for
+ * this machine in the same process, which reaches the server through that
+ * export as an agent on another host would, with real containers; the
+ * containers outlive it, and the next `up` adopts them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -26,6 +30,7 @@
 #include "runtime-crun.h"
 #include "scheduler.h"
 #include "fs.h"
+#include "remote.h"
 #include "store.h"
 
 int cmd_agent(int argc, char **argv);
@@ -33,6 +38,7 @@ int cmd_mount(int argc, char **argv);
 
 #define DEFAULT_MOUNT "/cluster"
 #define DEFAULT_STATE "/var/lib/clusterfs"
+#define UP_LISTEN "127.0.0.1:564" /* 9P's own port */
 
 static int usage(FILE *out)
 {
@@ -42,13 +48,17 @@ static int usage(FILE *out)
 	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
 	      "                    [--registry HOST] [--insecure-registry HOST:PORT]...\n"
 	      "                    [--listen ADDR:PORT [--auth none|munge]]\n"
-	      "       clusterfs agent --view DIR --node NAME --simulated [--nodes N] [--capacity ...]\n"
+	      "       clusterfs agent (--view DIR | --server ADDR:PORT) --node NAME ...\n"
+	      "       clusterfs mount ADDR:PORT DIR\n"
 	      "       clusterfs help\n"
 	      "\n"
 	      "server  the control plane: the store in STATE, the cluster mounted at DIR\n"
 	      "up      a whole cluster on this machine (default " DEFAULT_MOUNT ", " DEFAULT_STATE
 	      ")\n"
-	      "        with a node agent running pods as containers (node: the host name)\n"
+	      "        with a node agent running pods as containers (node: the host name),\n"
+	      "        reaching the server over 9P on " UP_LISTEN " unless --listen says where\n"
+	      "agent   a node agent (clusterfs agent --help)\n"
+	      "mount   the cluster of a server, mounted at DIR over 9P (clusterfs mount --help)\n"
 	      "--listen  also export the mount over 9P2000.L on ADDR:PORT (diod, supervised);\n"
 	      "          --auth munge makes clients prove their uid with munged (default none)\n",
 	      out);
@@ -101,13 +111,48 @@ struct up_opts {
 	int ninsecure;
 };
 
-/* The node agent that `up` runs beside the server, on the mount. */
-static struct agent *local_agent(const char *mount, const char *state, struct up_opts *up,
-				 struct err *e)
+/*
+ * The node agent that `up` runs beside the server. It takes the path of an
+ * agent on another host: it mounts the server's 9P export (on loopback) at
+ * RUN/view and works only through that, so one machine exercises what a
+ * real cluster does.
+ */
+struct local_node {
+	const char *listen, *auth, *state;
+	struct up_opts *up;
+	pthread_t starter;
+	struct remote *view;
+	pthread_t thread;
+	struct agent *agent;
+};
+
+static void *serve_view(void *arg)
 {
+	remote_loop(arg);
+	return NULL;
+}
+
+/* The address the local agent dials: the listen address, or loopback
+ * when the server listens on every address. */
+static char *dial_address(const char *listen)
+{
+	const char *port = strrchr(listen, ':');
+
+	if (!strncmp(listen, "0.0.0.0:", 8) || !strncmp(listen, "[::]:", 5))
+		return xasprintf("127.0.0.1%s", port);
+	return xstrdup(listen);
+}
+
+static int local_start(struct local_node *ln, struct err *e)
+{
+	const char *listen = ln->listen, *auth = ln->auth, *state = ln->state;
+	struct up_opts *up = ln->up;
 	static char node[256];
-	struct agent_config cfg = {.view = mount, .node = up->node, .heartbeat_ms = 10000};
+	struct agent_config cfg = {.node = up->node, .heartbeat_ms = 10000, .remote = 1};
 	cleanup_free char *agent_state = xasprintf("%s/agent", state);
+	cleanup_free char *addr = dial_address(listen);
+	cleanup_free char *view = xasprintf("%s/view", up->crun.run_dir);
+	struct p9_config p9 = {.addr = addr, .munge = !strcmp(auth, "munge")};
 
 	if (!cfg.node) {
 		gethostname(node, sizeof(node) - 1);
@@ -115,14 +160,80 @@ static struct agent *local_agent(const char *mount, const char *state, struct up
 			*p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p == '_' ? '-' : *p;
 		cfg.node = node;
 	}
-	up->crun.view = mount;
+	mkdir_p(up->crun.run_dir, 0755);
+	if (!(ln->view = remote_mount(&p9, view, e)))
+		return -1;
+	pthread_create(&ln->thread, NULL, serve_view, ln->view);
+	cfg.view = up->crun.view = view;
 	up->crun.state_dir = agent_state;
-	up->crun.run_dir = "/run/clusterfs";
 	up->crun.insecure = up->insecure;
 	cleanup_free char *capacity = agent_host_capacity();
 	cfg.capacity = capacity;
 	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);
-	return rt ? agent_new(&cfg, rt, e) : NULL;
+	if (!rt || !(ln->agent = agent_new(&cfg, rt, e)))
+		return -1;
+	return 0;
+}
+
+/*
+ * Starts the local node on a thread of its own: mounting the view needs the
+ * server's mount served, which only begins when the starter's caller enters
+ * fs_loop().
+ */
+static void *local_starter(void *arg)
+{
+	struct local_node *ln = arg;
+	struct err e = {0};
+
+	if (local_start(ln, &e) < 0)
+		fprintf(stderr, "clusterfs: no node agent: %s\n", e.msg);
+	else
+		fprintf(stderr, "clusterfs: node agent for this machine runs pods with crun, "
+				"through 9P on %s\n",
+			ln->listen);
+	return NULL;
+}
+
+/* Stops the agent (its pods keep running) and unmounts its view. */
+static void local_stop(struct local_node *ln)
+{
+	if (!ln->up)
+		return;
+	pthread_join(ln->starter, NULL);
+	if (!ln->view)
+		return;
+	remote_disconnect(ln->view); /* what waits for the server fails at once */
+	agent_free(ln->agent);	     /* NULL when it could not start */
+	remote_exit(ln->view);
+	pthread_join(ln->thread, NULL);
+	remote_free(ln->view);
+	memset(ln, 0, sizeof(*ln));
+}
+
+/*
+ * What a stop signal starts: while the mount is still served, the local
+ * node stops, reads parked on watch are answered and diod is stopped
+ * (diod's last requests to the mount, closing its files, need the mount
+ * served); then the mount's loop ends.
+ */
+struct stopper {
+	sigset_t signals;
+	struct fs *fs;
+	struct local_node *ln;
+	struct export *x;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+	int sig;
+
+	sigwait(&st->signals, &sig);
+	local_stop(st->ln);
+	fs_end_waits(st->fs);
+	export_stop(st->x);
+	fs_exit(st->fs);
+	return NULL;
 }
 
 /* listen is NULL when the mount is not exported over 9P. */
@@ -135,9 +246,17 @@ static int run_server(const char *mount, const char *state, const struct control
 	struct export *x = NULL;
 	struct controllers *cs = NULL;
 	struct sched *sc = NULL;
-	struct agent *a = NULL;
+	struct local_node ln = {0};
+	struct stopper st = {0};
+	pthread_t stopper;
 	int r;
 
+	/* Only the stopper takes the stop signals, whenever they come. */
+	sigemptyset(&st.signals);
+	sigaddset(&st.signals, SIGINT);
+	sigaddset(&st.signals, SIGTERM);
+	sigaddset(&st.signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &st.signals, NULL);
 	if ((r = lock_state(state, &e)) < 0)
 		goto fail;
 	if (!(s = store_open(state, &e)) || (r = ensure_default_namespace(s, &e)) < 0)
@@ -150,19 +269,24 @@ static int run_server(const char *mount, const char *state, const struct control
 		goto fail;
 	cs = controllers_start(mount, cfg);
 	sc = sched_start(mount);
-	if (up && !(a = local_agent(mount, state, up, &e)))
-		fprintf(stderr, "clusterfs: no node agent: %s\n", e.msg);
-	else if (a)
-		fprintf(stderr, "clusterfs: node agent for this machine runs pods with crun\n");
+	if (up) {
+		ln = (struct local_node){.listen = listen, .auth = auth, .state = state, .up = up};
+		pthread_create(&ln.starter, NULL, local_starter, &ln);
+	}
+	st.fs = fs;
+	st.ln = &ln;
+	st.x = x;
+	pthread_create(&stopper, NULL, stopper_main, &st);
 	r = fs_loop(fs);
+	/* Ended by the stopper, or by an unmount: then the stopper is woken. */
+	pthread_kill(stopper, SIGTERM);
+	pthread_join(stopper, NULL);
 	fprintf(stderr, "clusterfs: unmounting %s\n", mount);
 	/* Controllers may be inside a request to the mount: ask them to stop,
 	 * end the mount (which fails such requests), then wait for them. */
 	controllers_stop(cs);
 	sched_request_stop(sc);
-	export_stop(x); /* diod holds files open in the mount */
 	fs_free(fs);
-	agent_free(a); /* its pods keep running */
 	controllers_free(cs);
 	sched_stop(sc);
 	store_close(s);
@@ -273,6 +397,8 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		fputs("clusterfs: --auth applies to the 9P export: give --listen too\n", stderr);
 		return usage(stderr);
 	}
+	if (up && !listen)
+		listen = UP_LISTEN;
 	return run_server(mount, state, &cfg, listen, auth ? auth : "none", up);
 }
 
@@ -283,7 +409,8 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "server"))
 		return cmd_server(argc - 1, argv + 1, NULL, NULL, NULL);
 	if (!strcmp(argv[1], "up")) {
-		struct up_opts up = {.crun = {.bridge = "cfs0", .pids_limit = 4096}};
+		struct up_opts up = {
+			.crun = {.bridge = "cfs0", .pids_limit = 4096, .run_dir = "/run/clusterfs"}};
 		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE, &up);
 	}
 	if (!strcmp(argv[1], "agent"))

@@ -120,6 +120,7 @@ struct fs {
 
 	struct toucher *toucher;
 	struct watch_hub *watch;
+	pthread_t loop_thread; /* the thread in fs_loop(), for fs_exit() */
 };
 
 static inline struct fs *fs_of(fuse_req_t req)
@@ -302,6 +303,8 @@ int toucher_view(struct toucher *t, const char *key);
 /* watch.c */
 struct watch_hub *watch_hub_new(struct store *s);
 void watch_hub_free(struct watch_hub *h);
+/* Answers every parked read with EINTR. */
+void watch_hub_end_reads(struct watch_hub *h);
 struct watcher *watcher_new(struct watch_hub *h);
 void watcher_free(struct watch_hub *h, struct watcher *w);
 /* Takes a filter line ("namespaces/default/pods since 5"). */

@@ -539,24 +539,18 @@ struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e)
 	return fs;
 }
 
-static struct fs *signal_fs;
-
-static void on_signal(int sig)
+static void on_wake(int sig)
 {
-	if (signal_fs)
-		fuse_session_exit(signal_fs->se);
 }
 
 int fs_loop(struct fs *fs)
 {
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	struct sigaction sa = {.sa_handler = on_signal};
+	struct sigaction sa = {.sa_handler = on_wake}; /* no SA_RESTART: see fs_exit */
 	int r;
 
-	signal_fs = fs;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	fs->loop_thread = pthread_self();
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Writers wait in flush for their commit, a worker each: room for
 	 * many concurrent writers, and for the toucher besides. */
@@ -568,9 +562,18 @@ int fs_loop(struct fs *fs)
 	return r < 0 ? r : 0;
 }
 
+void fs_end_waits(struct fs *fs)
+{
+	watch_hub_end_reads(fs->watch);
+}
+
 void fs_exit(struct fs *fs)
 {
+	/* The loop's thread waits on a semaphore that only a worker which
+	 * takes a request, or a signal, ends: the signal, so that the loop
+	 * returns now and not at the next request. */
 	fuse_session_exit(fs->se);
+	pthread_kill(fs->loop_thread, SIGUSR1);
 }
 
 static void free_scratch(const char *key, void *val, void *arg)

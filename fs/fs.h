@@ -32,7 +32,17 @@ int fs_check_mountpoint(const char *mountpoint, struct err *e);
 /* Returns NULL with e on failure. The store stays the caller's. */
 struct fs *fs_new(struct store *s, const char *mountpoint, struct err *e);
 int fs_loop(struct fs *fs);
-/* Asks fs_loop to return; safe from a signal handler. */
+/*
+ * Answers the reads parked on watch files (with EINTR), which nothing else
+ * would answer once fs_loop() has returned: for a stopping server, so that
+ * diod, blocked in such a read for a remote client, can exit.
+ */
+void fs_end_waits(struct fs *fs);
+/*
+ * Asks fs_loop to return, from any thread. fs_loop handles no signals
+ * itself but SIGUSR1, which fs_exit uses to wake it: the caller decides
+ * what a stop signal does.
+ */
 void fs_exit(struct fs *fs);
 void fs_free(struct fs *fs);
 

@@ -513,12 +513,17 @@ int remote_loop(struct remote *r)
 	return rc < 0 ? rc : 0;
 }
 
+void remote_disconnect(struct remote *r)
+{
+	p9_shutdown(r->p9);
+}
+
 void remote_exit(struct remote *r)
 {
-	/* Requests waiting for the server (a read of watch may wait for
-	 * ever) fail at once. The loop's threads sit in reads of /dev/fuse:
-	 * detaching the mount ends the connection once nothing uses it, and
-	 * so the reads. */
+	/* The loop's threads sit in reads of /dev/fuse: detaching the mount
+	 * ends the connection once nothing uses it, and so the reads. A file
+	 * still open keeps it: its next request is answered only if a thread
+	 * is still in the loop, hence remote_disconnect() first. */
 	p9_shutdown(r->p9);
 	fuse_exit(r->fuse);
 	if (r->mounted && umount2(r->mountpoint, MNT_DETACH) == 0)

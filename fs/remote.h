@@ -20,8 +20,15 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 /* Serves the mount until remote_exit() or an unmount. */
 int remote_loop(struct remote *r);
 /*
- * Makes remote_loop() return, failing what waits for the server: from any
- * thread, not from a signal handler.
+ * Fails every request waiting for the server, and every later one, at
+ * once: call it before stopping the threads that use the mount, so that
+ * none of them waits for ever (a read of watch may), while the mount is
+ * still served to answer them.
+ */
+void remote_disconnect(struct remote *r);
+/*
+ * Disconnects and makes remote_loop() return, once nothing has files open
+ * on the mount: from any thread, not from a signal handler.
  */
 void remote_exit(struct remote *r);
 /* Unmounts and disconnects. */

@@ -255,6 +255,17 @@ static void on_interrupt(fuse_req_t req, void *arg)
 	pthread_mutex_unlock(&h->lock);
 }
 
+void watch_hub_end_reads(struct watch_hub *h)
+{
+	pthread_mutex_lock(&h->lock);
+	for (struct watcher *w = h->list; w; w = w->next)
+		if (w->req) {
+			fuse_reply_err(w->req, EINTR);
+			w->req = NULL;
+		}
+	pthread_mutex_unlock(&h->lock);
+}
+
 void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req, size_t size)
 {
 	/* Registered first: if the read was interrupted already, the

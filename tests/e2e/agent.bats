@@ -209,9 +209,12 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	run "$CLUSTERFS" agent --view "$M" --node x --backoff never
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"--backoff \"never\": seconds"* ]]
-	run "$CLUSTERFS" agent --server 127.0.0.1:5640 --node x --simulated
+	run "$CLUSTERFS" agent --server 127.0.0.1:5640 --auth kerberos --node x --simulated
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"not supported yet: the 9P view comes with the remote-view issue"* ]]
+	[[ "$output" == *'--auth "kerberos": none or munge'* ]]
+	run "$CLUSTERFS" agent --server 127.0.0.1:1 --node x --simulated --view "$WORK/view-x"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"127.0.0.1:1: Connection refused"* ]]
 	run "$CLUSTERFS" agent --view "$WORK" --node x --simulated
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"not a clusterfs view"* ]]
