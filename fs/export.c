@@ -41,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -164,10 +163,6 @@ static void child(struct export *x, pid_t parent)
 	syscall(SYS_close_range, 3, ~0U, 0);
 	/* A client gone mid-reply must not take the others' connections along. */
 	sigaction(SIGPIPE, &ign, NULL);
-	/* diod 1.0.24 can crash in its shutdown with requests in flight: no
-	 * core file of it in whatever directory the server runs in. */
-	struct rlimit nocore = {0, 0};
-	setrlimit(RLIMIT_CORE, &nocore);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	execve(x->diod, (char *const *)x->argv, environ);
