@@ -4,9 +4,13 @@
  * Built on libfuse's path-based API: each operation walks its path from
  * the session's root fid (one Twalk for up to 16 names), acts, and clunks
  * without waiting. An open file keeps its fid and the session it belongs
- * to. Nothing is cached beyond a second's memory of names in the kernel:
- * attributes are asked for every time and reads bypass the page cache, as
- * on the server's own mount, because other clients change files at will.
+ * to. Reads bypass the page cache and a file's attributes are asked for
+ * every time, as on the server's own mount, because other clients change
+ * files at will. Directories are another matter: the kernel checks every
+ * directory of a path on each open (default_permissions), and the tree's
+ * directories seldom change, so their attributes are kept for a second
+ * (forgotten at once when this mount changes them), as the server's own
+ * mount lets the kernel keep namespaces/ and the kind directories.
  *
  * close() flushes: when the file was written, a Tfsync makes the server
  * apply it, so close() returns the server's verdict (a rejected manifest
@@ -29,11 +33,21 @@
 
 #include "fs.h"
 
+#define DIR_TTL_NS 1000000000LL
+#define DIR_CACHE_MAX 4096
+
 struct remote {
 	struct p9 *p9;
 	struct fuse *fuse;
 	char *mountpoint;
 	int mounted;
+	pthread_mutex_t lock;
+	struct strmap *dirs; /* path -> struct cached_dir */
+};
+
+struct cached_dir {
+	struct stat st;
+	int64_t expires; /* now_ns() */
 };
 
 /* An open file or directory. */
@@ -45,9 +59,66 @@ struct rfile {
 	int written; /* since the last flush */
 };
 
+static struct remote *remote_of_ctx(void)
+{
+	return fuse_get_context()->private_data;
+}
+
 static struct p9 *p9_of_ctx(void)
 {
-	return ((struct remote *)fuse_get_context()->private_data)->p9;
+	return remote_of_ctx()->p9;
+}
+
+static int dir_cached(struct remote *r, const char *path, struct stat *st)
+{
+	struct cached_dir *d;
+	int hit = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if ((d = strmap_get(r->dirs, path)) && d->expires > now_ns()) {
+		*st = d->st;
+		hit = 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return hit;
+}
+
+static void free_dir(const char *key, void *val, void *arg)
+{
+	free(val);
+}
+
+static void dir_keep(struct remote *r, const char *path, const struct stat *st)
+{
+	struct cached_dir *d = xmalloc(sizeof(*d));
+
+	d->st = *st;
+	d->expires = now_ns() + DIR_TTL_NS;
+	pthread_mutex_lock(&r->lock);
+	if (strmap_count(r->dirs) >= DIR_CACHE_MAX) {
+		strmap_each(r->dirs, free_dir, NULL);
+		strmap_free(r->dirs);
+		r->dirs = strmap_new();
+	}
+	free(strmap_put(r->dirs, path, d));
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This mount changed path: what was kept of it, and under it, goes. */
+static void dir_forget(const char *path)
+{
+	struct remote *r = remote_of_ctx();
+	size_t n, len = strlen(path);
+
+	pthread_mutex_lock(&r->lock);
+	char **keys = strmap_keys(r->dirs, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (!strncmp(keys[i], path, len) && (keys[i][len] == 0 || keys[i][len] == '/'))
+			free(strmap_del(r->dirs, keys[i]));
+		free(keys[i]);
+	}
+	free(keys);
+	pthread_mutex_unlock(&r->lock);
 }
 
 static struct rfile *rfile_of(struct fuse_file_info *fi)
@@ -146,11 +217,14 @@ static void rfile_free(struct p9 *p, struct rfile *f)
 
 static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	struct p9 *p = p9_of_ctx();
+	struct remote *r = remote_of_ctx();
+	struct p9 *p = r->p9;
 	struct p9attr a;
 	struct p9fid fid;
 	int rc;
 
+	if (dir_cached(r, path, st))
+		return 0;
 	/* By path even for an open file: diod's fid keeps the path it had
 	 * when opened, and answers for that path, whatever was renamed since.
 	 * The open file serves when its path is gone (unlinked while open). */
@@ -162,6 +236,8 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	}
 	if (rc == 0)
 		attr_to_stat(&a, st);
+	if (rc == 0 && S_ISDIR(st->st_mode))
+		dir_keep(r, path, st);
 	return rc;
 }
 
@@ -307,6 +383,7 @@ static int r_mkdir(const char *path, mode_t mode)
 
 	if ((rc = walk_parent(p, path, &dir, &name)) < 0)
 		return rc;
+	dir_forget(path);
 	rc = p9_mkdir(p, dir, name, mode, fuse_get_context()->gid);
 	p9_clunk(p, dir);
 	return rc;
@@ -321,6 +398,7 @@ static int r_remove(const char *path)
 
 	if ((rc = walk(p, path, &fid)) < 0)
 		return rc;
+	dir_forget(path);
 	return p9_remove(p, fid);
 }
 
@@ -335,6 +413,8 @@ static int r_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL;
 	if ((rc = walk(p, from, &fid)) < 0)
 		return rc;
+	dir_forget(from);
+	dir_forget(to);
 	if ((rc = walk_parent(p, to, &dir, &name)) == 0) {
 		rc = p9_rename(p, fid, dir, name);
 		p9_clunk(p, dir);
@@ -350,6 +430,7 @@ static int setattr(const char *path, struct fuse_file_info *fi, const struct p9s
 	struct p9fid fid;
 	int rc;
 
+	dir_forget(path);
 	if ((rc = walk(p, path, &fid)) == 0) {
 		rc = p9_setattr(p, fid, sa);
 		p9_clunk(p, fid);
@@ -479,6 +560,8 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 		return NULL;
 	r = xcalloc(1, sizeof(*r));
 	r->mountpoint = realpath(mountpoint, NULL);
+	pthread_mutex_init(&r->lock, NULL);
+	r->dirs = strmap_new();
 	c.interrupted = fuse_interrupted;
 	if (!(r->p9 = p9_open(&c, e))) {
 		remote_free(r);
@@ -539,6 +622,9 @@ void remote_free(struct remote *r)
 	if (r->fuse)
 		fuse_destroy(r->fuse);
 	p9_close(r->p9);
+	strmap_each(r->dirs, free_dir, NULL);
+	strmap_free(r->dirs);
+	pthread_mutex_destroy(&r->lock);
 	free(r->mountpoint);
 	free(r);
 }
