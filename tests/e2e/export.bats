@@ -16,7 +16,7 @@ setup() {
 }
 
 teardown() {
-	local pid
+	local pid mnt
 	for pid in ${OTHER_PIDS:-}; do
 		pkill -9 -P "$pid" 2>/dev/null # a shell function's python
 		kill -9 "$pid" 2>/dev/null
@@ -25,6 +25,10 @@ teardown() {
 	# a diod the server failed to take along (only ever one of this test's)
 	for pid in $(cat "$WORK/diod.pids" 2>/dev/null); do
 		grep -qsF "$WORK/" "/proc/$pid/cmdline" && kill -9 "$pid"
+	done
+	# a clusterfs mount killed above leaves its mount point dead
+	for mnt in "$WORK/remote" "$WORK/remote2"; do
+		if grep -qs " $mnt " /proc/mounts; then umount -l "$mnt" 2>/dev/null || true; fi
 	done
 	stop_munged "$WORK/munge"
 	stop_munged "$WORK/munge2"
@@ -315,6 +319,19 @@ with_run() {
 	run with_run "$WORK/munge/run" "$DIODCAT" -s "127.0.0.1:$PORT" -a "$M" namespaces/default.yaml
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"name: default"* ]]
+
+	# clusterfs mount asks the munge program for its credential, which
+	# takes the socket as an option
+	mkdir -p "$WORK/remote"
+	"$CLUSTERFS" mount --auth munge --munge-socket "$WORK/munge/run/munge/munge.socket.2" \
+		"127.0.0.1:$PORT" "$WORK/remote" 2>>"$WORK/mount.log" &
+	OTHER_PIDS="${OTHER_PIDS:-} $!"
+	wait_for 20 test -e "$WORK/remote/namespaces/default.yaml"
+	grep -q "name: default" "$WORK/remote/namespaces/default.yaml"
+	# without --auth munge it sends no credential, and is refused
+	run "$CLUSTERFS" mount "127.0.0.1:$PORT" "$WORK/remote2"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Operation not permitted"* ]]
 
 	# no munged to ask for a credential
 	mkdir "$WORK/norun"
