@@ -777,12 +777,7 @@ void ctl_stop(struct ctl *c)
 		struct timespec ts;
 		do {
 			pthread_kill(c->streamer, SIGUSR2);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 100 * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			deadline_ms(&ts, 100);
 		} while (pthread_timedjoin_np(c->streamer, NULL, &ts) == ETIMEDOUT);
 		close(c->lines[0]);
 		close(c->lines[1]);

@@ -451,13 +451,7 @@ static int pause_ms(struct p9 *p, int ms)
 	struct timespec ts;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	deadline_ms(&ts, ms);
 	pthread_mutex_lock(&p->lock);
 	while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->lock, &ts) == 0)
 		;
@@ -695,12 +689,7 @@ static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, stru
 			continue;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		deadline_ms(&ts, 200);
 		if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
 		    s->state == S_WAIT && p->cfg.interrupted()) {
 			s->state = S_FLUSHING;

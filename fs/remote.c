@@ -12,6 +12,12 @@
  * (forgotten at once when this mount changes them), as the server's own
  * mount lets the kernel keep namespaces/ and the kind directories.
  *
+ * Object files (NAME.yaml) are kept for a second too, but only while a
+ * thread reads the server's watch stream: every change of an object is a
+ * line there, and the line makes the mount forget the object's attributes.
+ * Without the stream (not yet, or broken) nothing but directories is
+ * kept, and a broken stream forgets everything.
+ *
  * close() flushes: when the file was written, a Tfsync makes the server
  * apply it, so close() returns the server's verdict (a rejected manifest
  * fails close with EINVAL, as on the server's mount).
@@ -42,7 +48,12 @@ struct remote {
 	char *mountpoint;
 	int mounted;
 	pthread_mutex_t lock;
-	struct strmap *dirs; /* path -> struct cached_dir */
+	struct strmap *dirs; /* path -> struct cached_dir; directories and objects */
+	uint64_t watching;   /* the session whose watch stream is read, or 0 */
+	uint64_t forgets;    /* how many times anything was forgotten */
+	int stopping;
+	pthread_t watcher;
+	int has_watcher;
 };
 
 struct cached_dir {
@@ -57,6 +68,10 @@ struct rfile {
 	uint32_t flags; /* as opened, less creation and truncation */
 	struct p9fid fid;
 	int written; /* since the last flush */
+	/* An object read gets the text the object had at open, whose end is
+	 * final: once a read came back short, reads past it need not ask. */
+	int snapshot;
+	int64_t eof; /* -1 until known */
 };
 
 static struct remote *remote_of_ctx(void)
@@ -88,13 +103,43 @@ static void free_dir(const char *key, void *val, void *arg)
 	free(val);
 }
 
-static void dir_keep(struct remote *r, const char *path, const struct stat *st)
+/* The count of forgets to give dir_keep(), taken before asking the server. */
+static uint64_t forgets_now(struct remote *r)
 {
-	struct cached_dir *d = xmalloc(sizeof(*d));
+	pthread_mutex_lock(&r->lock);
+	uint64_t n = r->forgets;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
 
+/*
+ * Keeps what the server said of path, unless something was forgotten since
+ * the question was asked (forgets, from forgets_now()): the answer may
+ * predate that change.
+ */
+static void dir_keep(struct remote *r, const char *path, const struct stat *st, uint64_t forgets)
+{
+	size_t len = strlen(path);
+	int object = S_ISREG(st->st_mode) && len > 5 && !strcmp(path + len - 5, ".yaml");
+	struct cached_dir *d;
+
+	if (!S_ISDIR(st->st_mode) && !object)
+		return;
+	pthread_mutex_lock(&r->lock);
+	int keep = (!object || (r->watching && r->watching == p9_root(r->p9).gen)) &&
+		   r->forgets == forgets;
+	pthread_mutex_unlock(&r->lock);
+	if (!keep)
+		return;
+	d = xmalloc(sizeof(*d));
 	d->st = *st;
 	d->expires = now_ns() + DIR_TTL_NS;
 	pthread_mutex_lock(&r->lock);
+	if (r->forgets != forgets) {
+		pthread_mutex_unlock(&r->lock);
+		free(d);
+		return;
+	}
 	if (strmap_count(r->dirs) >= DIR_CACHE_MAX) {
 		strmap_each(r->dirs, free_dir, NULL);
 		strmap_free(r->dirs);
@@ -104,13 +149,13 @@ static void dir_keep(struct remote *r, const char *path, const struct stat *st)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* This mount changed path: what was kept of it, and under it, goes. */
-static void dir_forget(const char *path)
+/* path changed: what was kept of it, and under it, goes. */
+static void forget(struct remote *r, const char *path)
 {
-	struct remote *r = remote_of_ctx();
 	size_t n, len = strlen(path);
 
 	pthread_mutex_lock(&r->lock);
+	r->forgets++;
 	char **keys = strmap_keys(r->dirs, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (!strncmp(keys[i], path, len) && (keys[i][len] == 0 || keys[i][len] == '/'))
@@ -121,16 +166,113 @@ static void dir_forget(const char *path)
 	pthread_mutex_unlock(&r->lock);
 }
 
+static void forget_all(struct remote *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->forgets++;
+	strmap_each(r->dirs, free_dir, NULL);
+	strmap_free(r->dirs);
+	r->dirs = strmap_new();
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* This mount changed path (NULL: a file unlinked while open, forgotten
+ * by the unlink already). */
+static void dir_forget(const char *path)
+{
+	if (path)
+		forget(remote_of_ctx(), path);
+}
+
+/* Forgets the object named by each whole line "REV TYPE PATH" of buf;
+ * returns how many bytes it used. A namespace's object also names its
+ * directory. */
+static size_t forget_lines(struct remote *r, char *buf, size_t len)
+{
+	size_t used = 0;
+	char *nl;
+
+	while ((nl = memchr(buf + used, '\n', len - used))) {
+		*nl = 0;
+		char *path = strchr(buf + used, ' ');
+		if (path && (path = strchr(path + 1, ' '))) {
+			*path = '/'; /* "REV TYPE /PATH" */
+			forget(r, path);
+			size_t plen = strlen(path);
+			if (!strncmp(path, "/namespaces/", 12) && !strchr(path + 12, '/') && plen > 5) {
+				path[plen - 5] = 0; /* /namespaces/NS.yaml -> /namespaces/NS */
+				forget(r, path);
+			}
+		}
+		used = (size_t)(nl - buf) + 1;
+	}
+	return used;
+}
+
+/*
+ * The watch thread: reads the server's watch stream for as long as the
+ * mount lives, so that objects' attributes can be kept (see the top).
+ */
+static void *watch_main(void *arg)
+{
+	struct remote *r = arg;
+	struct p9 *p = r->p9;
+	size_t size = 65536, have = 0;
+	char *buf = xmalloc(size);
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		int stop = r->stopping;
+		pthread_mutex_unlock(&r->lock);
+		if (stop)
+			break;
+		struct p9fid root = p9_root(p), wf;
+		if (!root.gen || p9_walk(p, root, "watch", &wf) < 0) {
+			usleep(200000);
+			continue;
+		}
+		if (p9_lopen(p, wf, O_RDWR) < 0 || p9_write(p, wf, 0, "/\n", 2) != 2) {
+			p9_clunk(p, wf);
+			usleep(1000000);
+			continue;
+		}
+		forget_all(r); /* nothing kept from before the stream */
+		pthread_mutex_lock(&r->lock);
+		r->watching = root.gen;
+		pthread_mutex_unlock(&r->lock);
+		ssize_t n;
+		have = 0;
+		while ((n = p9_read(p, wf, 0, buf + have, size - have - 1)) > 0) {
+			have += (size_t)n;
+			size_t used = forget_lines(r, buf, have);
+			memmove(buf, buf + used, have - used);
+			have -= used;
+			if (have == size - 1)
+				have = 0; /* a line longer than the buffer: no path of ours */
+		}
+		pthread_mutex_lock(&r->lock);
+		r->watching = 0;
+		pthread_mutex_unlock(&r->lock);
+		forget_all(r);
+		p9_clunk(p, wf);
+	}
+	free(buf);
+	return NULL;
+}
+
 static struct rfile *rfile_of(struct fuse_file_info *fi)
 {
 	return (struct rfile *)(uintptr_t)fi->fh;
 }
 
-/* Walks a FUSE path ("/a/b") from the root. */
+/* Walks a FUSE path ("/a/b") from the root. libfuse gives an open file's
+ * operations a NULL path once the file was unlinked: that is ENOENT. */
 static int walk(struct p9 *p, const char *path, struct p9fid *out)
 {
 	struct p9fid root = p9_root(p);
 
+	if (!path)
+		return -ENOENT;
 	if (!root.gen)
 		return -ENOTCONN;
 	return p9_walk(p, root, path + 1, out);
@@ -189,6 +331,7 @@ static int file_fid(struct p9 *p, struct rfile *f, struct p9fid *out)
 		if (rc == 0) {
 			p9_clunk(p, f->fid); /* not sent: it names no live fid */
 			f->fid = nf;
+			f->eof = -1; /* a new snapshot */
 		}
 	}
 	*out = f->fid;
@@ -204,6 +347,9 @@ static struct rfile *rfile_new(const char *path, uint32_t flags, struct p9fid fi
 	f->path = xstrdup(path);
 	f->flags = flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	f->fid = fid;
+	size_t len = strlen(path);
+	f->snapshot = (flags & O_ACCMODE) == O_RDONLY && len > 5 && !strcmp(path + len - 5, ".yaml");
+	f->eof = -1;
 	return f;
 }
 
@@ -223,8 +369,9 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	struct p9fid fid;
 	int rc;
 
-	if (dir_cached(r, path, st))
+	if (path && dir_cached(r, path, st))
 		return 0;
+	uint64_t forgets = forgets_now(r);
 	/* By path even for an open file: diod's fid keeps the path it had
 	 * when opened, and answers for that path, whatever was renamed since.
 	 * The open file serves when its path is gone (unlinked while open). */
@@ -236,8 +383,8 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	}
 	if (rc == 0)
 		attr_to_stat(&a, st);
-	if (rc == 0 && S_ISDIR(st->st_mode))
-		dir_keep(r, path, st);
+	if (rc == 0 && path)
+		dir_keep(r, path, st, forgets);
 	return rc;
 }
 
@@ -277,6 +424,7 @@ static int r_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if ((rc = walk_parent(p, path, &fid, &name)) < 0)
 		return rc;
+	dir_forget(path);
 	rc = p9_lcreate(p, fid, name, (uint32_t)fi->flags & ~(uint32_t)O_NOCTTY, mode,
 			fuse_get_context()->gid);
 	if (rc < 0) {
@@ -291,10 +439,25 @@ static int r_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 static int r_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct p9 *p = p9_of_ctx();
+	struct rfile *f = rfile_of(fi);
 	struct p9fid fid;
-	int rc = file_fid(p, rfile_of(fi), &fid);
+	int rc = file_fid(p, f, &fid);
+	ssize_t n;
 
-	return rc < 0 ? rc : (int)p9_read(p, fid, (uint64_t)off, buf, size);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	int past_end = f->snapshot && f->eof >= 0 && off >= f->eof;
+	pthread_mutex_unlock(&f->lock);
+	if (past_end)
+		return 0;
+	n = p9_read(p, fid, (uint64_t)off, buf, size);
+	if (n >= 0 && (size_t)n < size && f->snapshot) {
+		pthread_mutex_lock(&f->lock);
+		f->eof = off + n;
+		pthread_mutex_unlock(&f->lock);
+	}
+	return (int)n;
 }
 
 static int r_write(const char *path, const char *buf, size_t size, off_t off,
@@ -308,6 +471,7 @@ static int r_write(const char *path, const char *buf, size_t size, off_t off,
 	if (rc < 0)
 		return rc;
 	f->written = 1;
+	dir_forget(path);
 	return (int)p9_write(p, fid, (uint64_t)off, buf, size);
 }
 
@@ -324,7 +488,9 @@ static int r_flush(const char *path, struct fuse_file_info *fi)
 	f->written = 0;
 	if ((rc = file_fid(p, f, &fid)) < 0)
 		return rc;
-	return p9_fsync(p, fid);
+	rc = p9_fsync(p, fid);
+	dir_forget(path);
+	return rc;
 }
 
 static int r_fsync(const char *path, int datasync, struct fuse_file_info *fi)
@@ -338,7 +504,11 @@ static int r_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 static int r_release(const char *path, struct fuse_file_info *fi)
 {
-	rfile_free(p9_of_ctx(), rfile_of(fi));
+	struct rfile *f = rfile_of(fi);
+
+	if ((f->flags & O_ACCMODE) != O_RDONLY)
+		dir_forget(path); /* the server applied it when diod closed it */
+	rfile_free(p9_of_ctx(), f);
 	return 0;
 }
 
@@ -579,6 +749,7 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 		return NULL;
 	}
 	r->mounted = 1;
+	r->has_watcher = pthread_create(&r->watcher, NULL, watch_main, r) == 0;
 	return r;
 }
 
@@ -598,6 +769,9 @@ int remote_loop(struct remote *r)
 
 void remote_disconnect(struct remote *r)
 {
+	pthread_mutex_lock(&r->lock);
+	r->stopping = 1;
+	pthread_mutex_unlock(&r->lock);
 	p9_shutdown(r->p9);
 }
 
@@ -607,7 +781,7 @@ void remote_exit(struct remote *r)
 	 * ends the connection once nothing uses it, and so the reads. A file
 	 * still open keeps it: its next request is answered only if a thread
 	 * is still in the loop, hence remote_disconnect() first. */
-	p9_shutdown(r->p9);
+	remote_disconnect(r);
 	fuse_exit(r->fuse);
 	if (r->mounted && umount2(r->mountpoint, MNT_DETACH) == 0)
 		r->mounted = 0;
@@ -621,6 +795,10 @@ void remote_free(struct remote *r)
 		fuse_unmount(r->fuse);
 	if (r->fuse)
 		fuse_destroy(r->fuse);
+	if (r->has_watcher) {
+		remote_disconnect(r); /* its read fails, and it sees it must stop */
+		pthread_join(r->watcher, NULL);
+	}
 	p9_close(r->p9);
 	strmap_each(r->dirs, free_dir, NULL);
 	strmap_free(r->dirs);

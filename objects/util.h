@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,9 @@ void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, 
 char **strmap_keys(const struct strmap *m, size_t *n);
 
 int64_t now_ns(void);
+/* *ts = the realtime clock ms milliseconds from now: a deadline for
+ * pthread_cond_timedwait() and its kind. */
+void deadline_ms(struct timespec *ts, int ms);
 
 /* Creates path and its missing parents (mkdir -p). 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
