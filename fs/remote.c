@@ -41,6 +41,20 @@
 
 #define DIR_TTL_NS 1000000000LL
 #define DIR_CACHE_MAX 4096
+#define HANDOFFS 16
+#define HANDOFF_TTL_NS 1000000000LL
+
+/*
+ * A fid a getattr walked to a file, kept for the open that usually comes
+ * next (the kernel's lookup, then open), which then needs no walk of its
+ * own. diod's fids stand for paths, so a kept fid still names whatever the
+ * path is when the open comes.
+ */
+struct handoff {
+	char *path; /* NULL: the slot is free */
+	struct p9fid fid;
+	int64_t at;
+};
 
 struct remote {
 	struct p9 *p9;
@@ -54,6 +68,7 @@ struct remote {
 	int stopping;
 	pthread_t watcher;
 	int has_watcher;
+	struct handoff handoffs[HANDOFFS]; /* under lock */
 };
 
 struct cached_dir {
@@ -361,6 +376,56 @@ static void rfile_free(struct p9 *p, struct rfile *f)
 	free(f);
 }
 
+/* Keeps fid for an open of path; the oldest kept one makes room. */
+static void handoff_keep(struct remote *r, const char *path, struct p9fid fid)
+{
+	struct handoff *slot = &r->handoffs[0], old = {0};
+
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < HANDOFFS; i++) {
+		struct handoff *h = &r->handoffs[i];
+		if (!h->path || !strcmp(h->path, path)) {
+			slot = h;
+			break;
+		}
+		if (h->at < slot->at)
+			slot = h;
+	}
+	old = *slot;
+	*slot = (struct handoff){xstrdup(path), fid, now_ns()};
+	pthread_mutex_unlock(&r->lock);
+	if (old.path) {
+		p9_clunk(r->p9, old.fid);
+		free(old.path);
+	}
+}
+
+/* Takes a fid kept for path, if there is a fresh one. */
+static int handoff_take(struct remote *r, const char *path, struct p9fid *fid)
+{
+	struct handoff got = {0};
+
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < HANDOFFS; i++) {
+		struct handoff *h = &r->handoffs[i];
+		if (h->path && !strcmp(h->path, path)) {
+			got = *h;
+			h->path = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!got.path)
+		return 0;
+	free(got.path);
+	if (got.at + HANDOFF_TTL_NS < now_ns() || got.fid.gen != p9_root(r->p9).gen) {
+		p9_clunk(r->p9, got.fid);
+		return 0;
+	}
+	*fid = got.fid;
+	return 1;
+}
+
 static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct remote *r = remote_of_ctx();
@@ -377,7 +442,10 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	 * The open file serves when its path is gone (unlinked while open). */
 	if ((rc = walk(p, path, &fid)) == 0) {
 		rc = p9_getattr(p, fid, &a);
-		p9_clunk(p, fid);
+		if (rc == 0 && !fi && S_ISREG(a.mode))
+			handoff_keep(r, path, fid);
+		else
+			p9_clunk(p, fid);
 	} else if (rc == -ENOENT && fi && fi->fh && (rc = file_fid(p, rfile_of(fi), &fid)) == 0) {
 		rc = p9_getattr(p, fid, &a);
 	}
@@ -390,16 +458,23 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 
 static int do_open(const char *path, uint32_t flags, struct fuse_file_info *fi)
 {
-	struct p9 *p = p9_of_ctx();
+	struct remote *r = remote_of_ctx();
+	struct p9 *p = r->p9;
 	struct p9fid fid;
 	int rc;
 
+	if (handoff_take(r, path, &fid)) {
+		if ((rc = p9_lopen(p, fid, flags)) == 0)
+			goto opened;
+		p9_clunk(p, fid);
+	}
 	if ((rc = walk(p, path, &fid)) < 0)
 		return rc;
 	if ((rc = p9_lopen(p, fid, flags)) < 0) {
 		p9_clunk(p, fid);
 		return rc;
 	}
+opened:
 	fi->fh = (uintptr_t)rfile_new(path, flags, fid);
 	fi->direct_io = 1;
 	return 0;
@@ -799,6 +874,8 @@ void remote_free(struct remote *r)
 		remote_disconnect(r); /* its read fails, and it sees it must stop */
 		pthread_join(r->watcher, NULL);
 	}
+	for (int i = 0; i < HANDOFFS; i++)
+		free(r->handoffs[i].path); /* their fids go with the connection */
 	p9_close(r->p9);
 	strmap_each(r->dirs, free_dir, NULL);
 	strmap_free(r->dirs);
