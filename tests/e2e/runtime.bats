@@ -490,6 +490,55 @@ teardown() {
 	rm_pods ready-http ready-exec live
 }
 
+@test "a startup probe holds liveness and readiness back until it passes; one that never passes restarts" {
+	new_pod slow-start <<-'EOF'
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: slow-start
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: app
+		    image: @IMAGE@
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 6; touch /tmp/started; sleep 3600 & wait']
+		    startupProbe:
+		      exec:
+		        command: [test, -e, /tmp/started]
+		      periodSeconds: 1
+		      failureThreshold: 20
+		    livenessProbe:
+		      exec:
+		        command: [test, -e, /tmp/started]
+		      periodSeconds: 1
+		      failureThreshold: 1
+		    readinessProbe:
+		      exec:
+		        command: [test, -e, /tmp/started]
+		      periodSeconds: 1
+		  - name: never
+		    image: @IMAGE@
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+		    startupProbe:
+		      exec:
+		        command: [sh, -c, 'exit 1']
+		      periodSeconds: 1
+		      failureThreshold: 2
+	EOF
+	wait_for 30 phase_is slow-start Running
+	# before the file is there: not started, not ready, and the failing
+	# liveness probe is not run yet (no restart)
+	[ "$(cget slow-start app started)" = false ]
+	[ "$(cget slow-start app ready)" = false ]
+	wait_for 30 ctr_is slow-start app started true
+	wait_for 20 ctr_is slow-start app ready true
+	[ "$(cget slow-start app restartCount)" = 0 ]
+	# a startup probe that keeps failing restarts its container
+	wait_for 30 ctr_at_least slow-start never restartCount 1
+	[ "$(cget slow-start never started)" != true ]
+	rm_pods slow-start
+}
+
 @test "a deleted pod leaves nothing: no netns, container, mount, process, cgroup or address" {
 	new_pod gone <<-'EOF'
 		apiVersion: v1
