@@ -258,12 +258,9 @@ static void copy_server_meta(struct ynode *meta, const struct ynode *from)
 	}
 }
 
-int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t now, bool *changed,
-	      struct err *e)
+int obj_check_rv(const struct ynode *cur, const struct ynode *doc, struct err *e)
 {
-	struct ynode *meta = y_submap(doc, "metadata");
 	int64_t want = obj_rv(doc);
-	char buf[40];
 
 	if (want < 0)
 		return err_set(e, EINVAL,
@@ -274,6 +271,18 @@ int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t no
 			       "metadata.resourceVersion: %lld is stale (the object is at %lld): "
 			       "read it again and retry",
 			       (long long)want, (long long)obj_rv(cur));
+	return 0;
+}
+
+int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t now, bool *changed,
+	      struct err *e)
+{
+	struct ynode *meta = y_submap(doc, "metadata");
+	char buf[40];
+	int r;
+
+	if ((r = obj_check_rv(cur, doc, e)) < 0)
+		return r;
 	if (!cur) {
 		for (int i = 0; server_meta[i]; i++)
 			y_del(meta, server_meta[i]);

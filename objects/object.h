@@ -52,6 +52,12 @@ int obj_identify(struct ynode *doc, const char *default_ns, const struct kind **
 int obj_merge(const struct ynode *cur, struct ynode *doc, int64_t rv, int64_t now, bool *changed,
 	      struct err *e);
 
+/*
+ * The resourceVersion check of obj_merge() alone: -EINVAL when doc's is
+ * not a number, -ESTALE when it is not cur's (cur NULL on create).
+ */
+int obj_check_rv(const struct ynode *cur, const struct ynode *doc, struct err *e);
+
 /* metadata.resourceVersion of an object, 0 when absent, -1 when not a number. */
 int64_t obj_rv(const struct ynode *obj);
 

@@ -112,6 +112,17 @@ struct field {
 		__VA_ARGS__, NULL                                                                  \
 	}
 
+/*
+ * What the store shows a kind's allocate hook: every other object of the
+ * kind, in every namespace, as the writing transaction sees it (the
+ * group's earlier writes included, the object being written left out).
+ */
+struct kind_peers {
+	void (*each)(const struct kind_peers *p, void (*fn)(const struct ynode *obj, void *arg),
+		     void *arg);
+	void *ctx; /* the store's */
+};
+
 struct kind {
 	const char *name;		 /* "Deployment" */
 	const char *plural;		 /* "deployments": its directory */
@@ -122,6 +133,15 @@ struct kind {
 	const struct field *fields; /* besides apiVersion, kind, metadata */
 	/* Cross-field checks and defaults, after the table's; may be NULL. */
 	int (*validate)(struct ynode *obj, struct err *e);
+	/*
+	 * Fields the server assigns from what the kind's other objects hold
+	 * (a Service's clusterIP and nodePorts). The store runs it inside the
+	 * transaction that writes doc, one write at a time, so no two objects
+	 * are ever given the same value. cur is the stored object, NULL on
+	 * create. May be NULL.
+	 */
+	int (*allocate)(const struct ynode *cur, struct ynode *doc, const struct kind_peers *peers,
+			struct err *e);
 };
 
 /* Every kind, NULL-terminated, in the order directories are listed. */

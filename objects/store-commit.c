@@ -9,6 +9,12 @@
  * that fails rolls back to its savepoint alone. One COMMIT, one fsync for
  * the group; then the overlay is published to the index under the write
  * lock, the subscribers are told, and the callers woken.
+ *
+ * Values a kind assigns from its other objects (a Service's clusterIP and
+ * nodePorts) are assigned inside the request's savepoint too, against the
+ * same view: only one thread commits at a time, so one write after another
+ * decides them, and a value taken by an earlier request of the group (or
+ * an earlier document of the same apply) is seen as taken.
  */
 #define _GNU_SOURCE
 #include "store-internal.h"
@@ -151,6 +157,63 @@ static int op_delete(struct store *s, struct group *g, struct group *req, struct
 	return 0;
 }
 
+/* What a kind's allocate hook sees: the kind's objects but the one written. */
+struct peer_scan {
+	struct store *s;
+	struct group *g, *req;
+	const struct store_op *op;
+	void (*fn)(const struct ynode *obj, void *arg);
+	void *arg;
+};
+
+/* Hands fn the group's view of o, when that is another live object of the kind. */
+static void peer_visit(struct peer_scan *c, const struct sobj *o)
+{
+	if (o->kind != c->op->kind || (!strcmp(o->name, c->op->name) && !strcmp(o->ns, c->op->ns)))
+		return;
+	/* An object in both the index and an overlay is handed over twice,
+	 * at its newest both times: harmless for a set of taken values. */
+	struct sobj *now = group_get(c->s, c->g, c->req, o->kind, o->ns, o->name);
+	if (now)
+		c->fn(now->doc, c->arg);
+}
+
+static void peer_entry(const char *key, void *val, void *arg)
+{
+	peer_visit(arg, val);
+}
+
+static void peer_coll(const char *key, void *val, void *arg)
+{
+	struct peer_scan *c = arg;
+	size_t n = strlen(c->op->kind->plural);
+
+	if (!strncmp(key, c->op->kind->plural, n) && key[n] == '/')
+		strmap_each(val, peer_entry, c);
+}
+
+static void peers_each(const struct kind_peers *p, void (*fn)(const struct ynode *obj, void *arg),
+		       void *arg)
+{
+	struct peer_scan *c = p->ctx;
+
+	c->fn = fn;
+	c->arg = arg;
+	strmap_each(c->s->colls, peer_coll, c);
+	strmap_each(c->g->overlay, peer_entry, c);
+	strmap_each(c->req->overlay, peer_entry, c);
+}
+
+/* Runs op's kind's allocate hook on op->doc, with the group's view of the kind. */
+static int allocate(struct store *s, struct group *g, struct group *req, const struct sobj *cur,
+		    struct store_op *op, struct err *e)
+{
+	struct peer_scan c = {.s = s, .g = g, .req = req, .op = op};
+	struct kind_peers peers = {.each = peers_each, .ctx = &c};
+
+	return op->kind->allocate(cur ? cur->doc : NULL, op->doc, &peers, e);
+}
+
 static int op_put(struct store *s, struct group *g, struct group *req, struct store_op *op,
 		  struct err *e)
 {
@@ -167,6 +230,9 @@ static int op_put(struct store *s, struct group *g, struct group *req, struct st
 		return err_set(e, ENOENT, "%s was deleted while it was open for writing", path);
 	if (op->kind->namespaced && !group_get(s, g, req, nsk, "", op->ns))
 		return err_set(e, ENOENT, "namespace %s does not exist", op->ns);
+	if (op->kind->allocate && ((r = obj_check_rv(cur ? cur->doc : NULL, op->doc, e)) < 0 ||
+				   (r = allocate(s, g, req, cur, op, e)) < 0))
+		return r;
 	if ((r = obj_merge(cur ? cur->doc : NULL, op->doc, req->rev + 1, now, &changed, e)) < 0)
 		return r;
 	if (!changed) {
