@@ -5,9 +5,12 @@
  * Each is a table and, where the table cannot say everything, a hook
  * that runs after it: a Service's ports get their targetPort and must be
  * named when there are several; a Secret's stringData is folded into its
- * base64 data, the form it is stored and shown in.
+ * base64 data, the form it is stored and shown in. A Service's clusterIP
+ * and nodePorts depend on the other Services: svcalloc.c assigns them
+ * when the store writes it.
  */
 #include "kinds-internal.h"
+#include "svcalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -186,6 +189,7 @@ const struct kind kind_service = {
 	.namespaced = 1,
 	.fields = service_fields,
 	.validate = service_validate,
+	.allocate = svc_allocate,
 };
 
 static const struct field endpoint_address_fields[] = {
