@@ -32,6 +32,7 @@
 #include "fs.h"
 #include "remote.h"
 #include "store.h"
+#include "svcalloc.h"
 
 int cmd_agent(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
@@ -43,7 +44,7 @@ int cmd_mount(int argc, char **argv);
 static int usage(FILE *out)
 {
 	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
-	      "                        [--log-limit BYTES]\n"
+	      "                        [--log-limit BYTES] [--service-cidr CIDR]\n"
 	      "                        [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
 	      "                    [--registry HOST] [--insecure-registry HOST:PORT]...\n"
@@ -59,6 +60,7 @@ static int usage(FILE *out)
 	      "        reaching the server over 9P on " UP_LISTEN " unless --listen says where\n"
 	      "agent   a node agent (clusterfs agent --help)\n"
 	      "mount   the cluster of a server, mounted at DIR over 9P (clusterfs mount --help)\n"
+	      "--service-cidr  Services' cluster IPs come from CIDR (" SVC_CIDR_DEFAULT ")\n"
 	      "--listen  also export the mount over 9P2000.L on ADDR:PORT (diod, supervised);\n"
 	      "          --auth munge makes clients prove their uid with munged (default none)\n",
 	      out);
@@ -327,6 +329,7 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 		{"node-grace", required_argument, NULL, 'g'},
 		{"eviction-timeout", required_argument, NULL, 'e'},
 		{"log-limit", required_argument, NULL, 'l'},
+		{"service-cidr", required_argument, NULL, 'c'},
 		{"listen", required_argument, NULL, 'L'},
 		{"auth", required_argument, NULL, 'a'},
 		{"help", no_argument, NULL, 'h'},
@@ -357,6 +360,14 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 			if (bytes < 0)
 				return usage(stderr);
 			fs_set_log_limit((size_t)bytes);
+			break;
+		}
+		case 'c': {
+			struct err e = {0};
+			if (svc_set_cidr(optarg, &e) < 0) {
+				fprintf(stderr, "clusterfs: --service-cidr %s\n", e.msg);
+				return usage(stderr);
+			}
 			break;
 		}
 		case 'L':
