@@ -18,6 +18,7 @@ struct controllers *controllers_start(const char *mount, const struct controller
 	cs->c[cs->n++] = replicaset_controller_start(mount);
 	cs->c[cs->n++] = gc_start(mount);
 	cs->c[cs->n++] = deployment_controller_start(mount);
+	cs->c[cs->n++] = endpoints_controller_start(mount);
 	cs->c[cs->n++] = nodelifecycle_start(mount, cfg->node_grace, cfg->eviction_timeout);
 	return cs;
 }

@@ -10,6 +10,7 @@
 struct ctl *replicaset_controller_start(const char *mount);
 struct ctl *gc_start(const char *mount);
 struct ctl *deployment_controller_start(const char *mount);
+struct ctl *endpoints_controller_start(const char *mount);
 /* grace: seconds without a heartbeat before a node is Unknown; eviction:
  * seconds more before its pods are deleted. */
 struct ctl *nodelifecycle_start(const char *mount, int grace, int eviction);
