@@ -761,7 +761,10 @@ static int r_statfs(const char *path, struct statvfs *sv)
 
 static void *r_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	cfg->entry_timeout = 1.0; /* paths are walked anew by every operation */
+	/* No name is kept by the kernel: a name it kept after a rejected
+	 * create would make the next create an open, failing with ENOENT.
+	 * Lookups cost little: directories and objects are kept here. */
+	cfg->entry_timeout = 0;
 	cfg->negative_timeout = 0;
 	cfg->attr_timeout = 0;
 	cfg->hard_remove = 1;
