@@ -267,7 +267,7 @@ static int run_server(const char *mount, const char *state, const struct control
 		goto fail;
 	fprintf(stderr, "clusterfs: serving %s (state in %s, revision %lld)\n", mount, state,
 		(long long)store_revision(s));
-	if (listen && !(x = export_start(mount, listen, auth, &e)))
+	if (listen && !(x = export_start(mount, listen, auth, state, &e)))
 		goto fail;
 	cs = controllers_start(mount, cfg);
 	sc = sched_start(mount);

@@ -58,7 +58,7 @@
 enum state { STARTING, RUNNING, FAILED, STOPPING };
 
 struct export {
-	char *diod, *listen, *mount;
+	char *diod, *listen, *mount, *workdir;
 	const char *argv[16];
 	struct addrinfo *ai; /* where diod listens, to knock on */
 	pthread_t thread;
@@ -158,7 +158,7 @@ static void child(struct export *x, pid_t parent)
 	/* Its own session: a ^C at the server's terminal is the server's to
 	 * handle, and the server stops diod itself. */
 	setsid();
-	if ((fd = open("/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0)
+	if ((fd = open("/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0 || chdir(x->workdir) < 0)
 		_exit(126);
 	syscall(SYS_close_range, 3, ~0U, 0);
 	/* A client gone mid-reply must not take the others' connections along. */
@@ -220,6 +220,7 @@ static void export_free(struct export *x)
 	pthread_mutex_destroy(&x->lock);
 	free(x->diod);
 	free(x->listen);
+	free(x->workdir);
 	free(x->mount);
 	free(x);
 }
@@ -296,7 +297,8 @@ static int wait_accepting(struct export *x, struct err *e)
 	}
 }
 
-static struct export *export_new(const char *mountpoint, const char *listen, bool munge)
+static struct export *export_new(const char *mountpoint, const char *listen, bool munge,
+				 const char *workdir)
 {
 	struct export *x = xcalloc(1, sizeof(*x));
 	pthread_condattr_t ca;
@@ -308,6 +310,7 @@ static struct export *export_new(const char *mountpoint, const char *listen, boo
 	pthread_cond_init(&x->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	x->listen = xstrdup(listen);
+	x->workdir = xstrdup(workdir);
 	/* diod wants the export as an absolute path, and clients name it so. */
 	x->mount = realpath(mountpoint, NULL);
 	x->diod = find_diod();
@@ -330,7 +333,7 @@ static struct export *export_new(const char *mountpoint, const char *listen, boo
 }
 
 struct export *export_start(const char *mountpoint, const char *listen, const char *auth,
-			    struct err *e)
+			    const char *workdir, struct err *e)
 {
 	bool munge = !strcmp(auth, "munge");
 	struct export *x;
@@ -340,7 +343,7 @@ struct export *export_start(const char *mountpoint, const char *listen, const ch
 		err_set(e, EINVAL, "--auth %s: expected none or munge", auth);
 		return NULL;
 	}
-	x = export_new(mountpoint, listen, munge);
+	x = export_new(mountpoint, listen, munge, workdir);
 	if (!x->mount)
 		r = err_set(e, errno, "%s: %s", mountpoint, strerror(errno));
 	else if (!x->diod)

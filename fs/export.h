@@ -22,9 +22,12 @@ struct export;
  * missing, the address is malformed or in use, or diod does not start
  * accepting connections within a few seconds. The caller stops the export
  * with export_stop() before unmounting: diod holds files open in the mount.
+ * diod runs in workdir (the server's state directory): diod 1.0.24 can
+ * crash in its own shutdown, and its core file lands there, not in
+ * whatever directory the server was started from.
  */
 struct export *export_start(const char *mountpoint, const char *listen, const char *auth,
-			    struct err *e);
+			    const char *workdir, struct err *e);
 
 /*
  * Stops diod (SIGTERM, then SIGKILL after a bound) and frees x; NULL does
