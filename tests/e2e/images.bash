@@ -2,8 +2,9 @@
 # in it, for end-to-end tests that need to pull an image. Load it with
 # `load images` (it loads helpers.bash for wait_for when that is missing).
 #
-#   start_registry          docker-registry on a free port of 127.0.0.1;
-#                           exports REGISTRY (127.0.0.1:PORT), REGISTRY_PID
+#   start_registry          docker-registry on a free port of $REGISTRY_HOST
+#                           (127.0.0.1 unless set: an address of this host);
+#                           exports REGISTRY (HOST:PORT), REGISTRY_PID
 #   stop_registry           stops it; safe to call twice or before a start
 #   push_busybox [NAME:TAG] builds busybox once per $WORK and pushes it as
 #                           $REGISTRY/NAME:TAG (busybox:1); exports IMAGE
@@ -57,12 +58,13 @@ _registry_done() {
 	! kill -0 "$1" 2>/dev/null || registry_answers
 }
 
-# start_registry: starts docker-registry on a free port of 127.0.0.1 with
-# its storage in $WORK/registry, and waits until it answers. Ports are
-# tried from a random point of 5000-5999; one taken between the check and
-# the registry's bind is noticed (the registry exits) and the next is tried.
+# start_registry: starts docker-registry on a free port of $REGISTRY_HOST
+# (127.0.0.1 by default) with its storage in $WORK/registry, and waits
+# until it answers. Ports are tried from a random point of 5000-5999; one
+# taken between the check and the registry's bind is noticed (the registry
+# exits) and the next is tried.
 start_registry() {
-	local port tries starts=0 pid conf
+	local port tries starts=0 pid conf host=${REGISTRY_HOST:-127.0.0.1}
 	_images_work
 	command -v docker-registry >/dev/null || {
 		echo "docker-registry is not installed" >&2
@@ -88,10 +90,10 @@ start_registry() {
 			  delete:
 			    enabled: true
 			http:
-			  addr: 127.0.0.1:$port
+			  addr: $host:$port
 			  secret: clusterfs-test
 		EOF
-		export REGISTRY=127.0.0.1:$port
+		export REGISTRY=$host:$port
 		# fd 3 closed: bats waits for whoever holds it open.
 		docker-registry serve "$conf" </dev/null >>"$WORK/registry.log" 2>&1 3>&- &
 		pid=$!
