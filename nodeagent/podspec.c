@@ -8,8 +8,14 @@
  * config.json by Kubernetes' rules: command replaces the entrypoint and
  * drops the image's cmd, args replace the cmd; env entries override the
  * image's, with values from config maps, secrets and the pod's fields;
- * limits become cgroup limits. Config maps and secrets are read from the
- * view, as any client would.
+ * limits become cgroup limits. Config maps, secrets and Services are read
+ * from the view, as any client would.
+ *
+ * A container's environment is built as kubelet builds it: the image's
+ * env, then the variables of the namespace's Services (service_env(), left
+ * out with enableServiceLinks: false), then envFrom and env, which win on a
+ * clash. An env value's $(VAR) may name an earlier envFrom or env entry or
+ * a Service's variable, never the image's; command and args see the lot.
  */
 #define _GNU_SOURCE
 #include "object.h"
@@ -17,6 +23,8 @@
 #include "runtime-crun-internal.h"
 #include "schema.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +242,118 @@ static void env_set(struct strv *env, const char *name, const char *value)
 	strv_add(env, xasprintf("%s=%s", name, value));
 }
 
+/* Sets every NAME=value of from in env. */
+static void env_merge(struct strv *env, const struct strv *from)
+{
+	for (size_t i = 0; i < from->n; i++) {
+		char *eq = strchr(from->v[i], '=');
+		*eq = '\0';
+		env_set(env, from->v[i], eq + 1);
+		*eq = '=';
+	}
+}
+
+/* NAME's value in env, or NULL; name need not end at len. */
+static const char *env_get(const struct strv *env, const char *name, size_t len)
+{
+	for (size_t i = 0; env && i < env->n; i++)
+		if (!strncmp(env->v[i], name, len) && env->v[i][len] == '=')
+			return env->v[i] + len + 1;
+	return NULL;
+}
+
+/* ---- the Services' variables (kubelet's envvars.go) ---- */
+
+/* s upper-cased, '-' made '_'; caller frees. */
+static char *env_name(const char *s)
+{
+	char *out = xstrdup(s);
+
+	for (char *c = out; *c; c++)
+		*c = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+	return out;
+}
+
+/* The Docker-link variables of one port: PREFIX_PORT_80_TCP and its parts. */
+static void link_vars(struct strv *out, const char *prefix, const char *ip, const char *port,
+		      const char *proto, bool first)
+{
+	cleanup_free char *lower = xstrdup(proto), *upper = env_name(proto);
+	cleanup_free char *host =
+		strchr(ip, ':') ? xasprintf("[%s]:%s", ip, port) : xasprintf("%s:%s", ip, port);
+	cleanup_free char *pp = xasprintf("%s_PORT_%s_%s", prefix, port, upper);
+
+	for (char *c = lower; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (first)
+		strv_add(out, xasprintf("%s_PORT=%s://%s", prefix, lower, host));
+	strv_add(out, xasprintf("%s=%s://%s", pp, lower, host));
+	strv_add(out, xasprintf("%s_PROTO=%s", pp, lower));
+	strv_add(out, xasprintf("%s_PORT=%s", pp, port));
+	strv_add(out, xasprintf("%s_ADDR=%s", pp, ip));
+}
+
+/* One Service's variables, added to out; none for a Service without a
+ * cluster IP (headless, ExternalName) or without ports. */
+static void service_vars(const struct ynode *svc, struct strv *out)
+{
+	const char *ip = y_path_str(svc, "spec.clusterIP");
+	const struct ynode *ports = y_path(svc, "spec.ports");
+	const char *first =
+		ports && ports->type == Y_SEQ && ports->n ? y_path_str(ports->v[0], "port") : NULL;
+	cleanup_free char *prefix = env_name(str_or(svc, "metadata.name", ""));
+
+	if (!ip || !*ip || !strcmp(ip, "None") || !first || !*prefix)
+		return;
+	strv_add(out, xasprintf("%s_SERVICE_HOST=%s", prefix, ip));
+	strv_add(out, xasprintf("%s_SERVICE_PORT=%s", prefix, first));
+	for (size_t i = 0; i < ports->n; i++) {
+		const char *name = y_path_str(ports->v[i], "name");
+		const char *port = y_path_str(ports->v[i], "port");
+		if (port && name && *name) {
+			cleanup_free char *pn = env_name(name);
+			strv_add(out, xasprintf("%s_SERVICE_PORT_%s=%s", prefix, pn, port));
+		}
+	}
+	for (size_t i = 0; i < ports->n; i++) {
+		const char *port = y_path_str(ports->v[i], "port");
+		if (port)
+			link_vars(out, prefix, ip, port, str_or(ports->v[i], "protocol", "TCP"),
+				  i == 0);
+	}
+}
+
+/* The variables of the Services of the pod's namespace as they are now,
+ * in the order of their names; none with enableServiceLinks: false (the
+ * kubernetes Service's, which Kubernetes keeps then, we do not have). A
+ * Service that cannot be read is passed over. */
+static void service_env(struct crun_pod *p, struct strv *out)
+{
+	const struct ynode *links = y_path(p->pod, "spec.enableServiceLinks");
+	cleanup_free char *dir = xasprintf("%s/namespaces/%s/services", p->rt->cfg.view, p->ns);
+	struct dirent **names = NULL;
+	int n;
+
+	if (links && links->type == Y_BOOL && !links->i)
+		return;
+	if ((n = scandir(dir, &names, NULL, alphasort)) < 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(names[i]->d_name);
+		if (len > 5 && !strcmp(names[i]->d_name + len - 5, ".yaml") &&
+		    names[i]->d_name[0] != '.') {
+			cleanup_free char *path = xasprintf("%s/%s", dir, names[i]->d_name);
+			struct ynode *svc = NULL;
+			struct err e = {0};
+			if (obj_load(path, &svc, &e) == 0)
+				service_vars(svc, out);
+			y_free(svc);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
 static const char *field_of(struct crun_pod *p, const char *path)
 {
 	if (!strcmp(path, "metadata.name"))
@@ -284,13 +404,38 @@ static char *env_value(struct crun_pod *p, const struct ynode *ent, struct err *
 	return v;
 }
 
-static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
-		struct strv *env, struct err *e)
+/* $(VAR) references expanded from env, then from more; $$ escapes and an
+ * unknown VAR stays as written, as in Kubernetes. */
+static char *expand(const char *s, const struct strv *env, const struct strv *more)
 {
-	const struct ynode *list = y_get(c->spec, "env"), *from = y_get(c->spec, "envFrom");
+	struct strbuf sb = {0};
 
-	strv_seq(env, y_get(img->config, "Env"));
-	env_set(env, "HOSTNAME", hostname_of(p));
+	while (*s) {
+		const char *close;
+		if (s[0] == '$' && s[1] == '$') {
+			sb_puts(&sb, "$");
+			s += 2;
+		} else if (s[0] == '$' && s[1] == '(' && (close = strchr(s, ')'))) {
+			size_t len = (size_t)(close - s - 2);
+			const char *val = env_get(env, s + 2, len);
+			if (!val)
+				val = env_get(more, s + 2, len);
+			if (val)
+				sb_puts(&sb, val);
+			else
+				sb_append(&sb, s, (size_t)(close - s) + 1);
+			s = close + 1;
+		} else
+			sb_append(&sb, s++, 1);
+	}
+	return sb.buf ? sb_steal(&sb, NULL) : xstrdup("");
+}
+
+/* envFrom's entries, set in own. */
+static int env_from(struct crun_pod *p, struct crun_ctr *c, struct strv *own, struct err *e)
+{
+	const struct ynode *from = y_get(c->spec, "envFrom");
+
 	for (size_t i = 0; from && from->type == Y_SEQ && i < from->n; i++) {
 		const struct ynode *ref = y_get(from->v[i], "configMapRef");
 		bool secret = !ref && (ref = y_get(from->v[i], "secretRef"));
@@ -311,46 +456,47 @@ static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
 			cleanup_free char *v = value_of(obj, secret, data->keys[k], &len);
 			cleanup_free char *n = xasprintf("%s%s", prefix, data->keys[k]);
 			if (v)
-				env_set(env, n, v);
+				env_set(own, n, v);
 		}
 		y_free(obj);
-	}
-	for (size_t i = 0; list && list->type == Y_SEQ && i < list->n; i++) {
-		e->msg[0] = '\0';
-		cleanup_free char *v = env_value(p, list->v[i], e);
-		if (!v && e->msg[0])
-			return -ENOENT;
-		if (v)
-			env_set(env, str_or(list->v[i], "name", ""), v);
 	}
 	return 0;
 }
 
-/* $(VAR) references in command and args, expanded from env; $$ escapes. */
-static char *expand(const char *s, const struct strv *env)
+/* The container's environment, as the file's opening describes. */
+static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
+		struct strv *env, struct err *e)
 {
-	struct strbuf sb = {0};
+	const struct ynode *list = y_get(c->spec, "env");
+	struct strv svc = {0}, own = {0};
+	int r = 0;
 
-	while (*s) {
-		const char *close;
-		if (s[0] == '$' && s[1] == '$') {
-			sb_puts(&sb, "$");
-			s += 2;
-		} else if (s[0] == '$' && s[1] == '(' && (close = strchr(s, ')'))) {
-			size_t len = (size_t)(close - s - 2);
-			const char *val = NULL;
-			for (size_t i = 0; i < env->n && !val; i++)
-				if (!strncmp(env->v[i], s + 2, len) && env->v[i][len] == '=')
-					val = env->v[i] + len + 1;
-			if (val)
-				sb_puts(&sb, val);
-			else
-				sb_append(&sb, s, (size_t)(close - s) + 1);
-			s = close + 1;
-		} else
-			sb_append(&sb, s++, 1);
+	strv_seq(env, y_get(img->config, "Env"));
+	env_set(env, "HOSTNAME", hostname_of(p));
+	service_env(p, &svc);
+	if ((r = env_from(p, c, &own, e)) < 0)
+		goto out;
+	for (size_t i = 0; list && list->type == Y_SEQ && i < list->n; i++) {
+		e->msg[0] = '\0';
+		cleanup_free char *v = env_value(p, list->v[i], e);
+		if (!v && e->msg[0]) {
+			r = -ENOENT;
+			goto out;
+		}
+		if (v && !y_get(list->v[i], "valueFrom")) {
+			char *x = expand(v, &own, &svc);
+			free(v);
+			v = x;
+		}
+		if (v)
+			env_set(&own, str_or(list->v[i], "name", ""), v);
 	}
-	return sb.buf ? sb_steal(&sb, NULL) : xstrdup("");
+	env_merge(env, &svc);
+	env_merge(env, &own);
+out:
+	strv_free(&svc);
+	strv_free(&own);
+	return r;
 }
 
 static void argv_of(struct crun_ctr *c, const struct image *img, const struct strv *env,
@@ -367,7 +513,7 @@ static void argv_of(struct crun_ctr *c, const struct image *img, const struct st
 		strv_seq(&raw, args && args->type == Y_SEQ && args->n ? args : y_get(img->config, "Cmd"));
 	}
 	for (size_t i = 0; i < raw.n; i++)
-		strv_add(argv, expand(raw.v[i], env));
+		strv_add(argv, expand(raw.v[i], env, NULL));
 	strv_free(&raw);
 }
 
