@@ -60,10 +60,13 @@ static int plugin(const struct cni_config *c, const char *type, const char *cmd,
 	return err_set(e, EIO, "CNI %s %s: %s", type, cmd, out && *out ? out : pe.msg);
 }
 
+/* The bridge is the pods' default gateway: pods on other nodes are
+ * reached through the node's routes to their ranges. */
 static char *bridge_conf(const struct cni_config *c, const char *cidr, const char *gw)
 {
 	return xasprintf("{\"cniVersion\":\"1.0.0\",\"name\":\"clusterfs\",\"type\":\"bridge\","
-			 "\"bridge\":\"%s\",\"isGateway\":true,\"ipMasq\":false,"
+			 "\"bridge\":\"%s\",\"isGateway\":true,\"isDefaultGateway\":true,"
+			 "\"ipMasq\":false,"
 			 "\"hairpinMode\":true,\"ipam\":{\"type\":\"host-local\","
 			 "\"ranges\":[[{\"subnet\":\"%s\",\"gateway\":\"%s\"}]],"
 			 "\"dataDir\":\"%s\"}}",
