@@ -22,10 +22,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent.h"
-#include "remote.h"
 #include "runtime-crun.h"
 
 int cmd_agent(int argc, char **argv);
@@ -220,18 +222,85 @@ static int agent_validate(const struct agent_opts *o)
 	return 0;
 }
 
-/* Serves the agent's own mount of the server's export. */
-static void *serve_view(void *arg)
+/*
+ * The agent's view of a server: `clusterfs mount ADDR:PORT VIEW` in a
+ * child process. Not in the agent's own process: a thread of a process
+ * that is killed while it waits for an answer from a FUSE mount the same
+ * process serves waits for ever (the kernel waits uninterruptibly for a
+ * request already read, and the reader is gone), and the process with it;
+ * a read of watch always waits. The child gets SIGTERM when the agent
+ * dies (PR_SET_PDEATHSIG), answers what is pending, and unmounts.
+ */
+static pid_t start_view(const struct agent_opts *o)
 {
-	remote_loop(arg);
-	return NULL;
+	pid_t parent = getpid(), pid;
+	cleanup_free char *nodes = xasprintf("%s/nodes", o->cfg.view);
+	struct stat st;
+	int status;
+
+	mkdir_p(o->cfg.view, 0755);
+	if ((pid = fork()) < 0) {
+		perror("clusterfs agent: fork");
+		return -1;
+	}
+	if (pid == 0) {
+		const char *argv[8];
+		sigset_t none;
+		int n = 0;
+
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(1);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		argv[n++] = "clusterfs";
+		argv[n++] = "mount";
+		if (o->munge) {
+			argv[n++] = "--auth";
+			argv[n++] = "munge";
+		}
+		argv[n++] = o->server;
+		argv[n++] = o->cfg.view;
+		argv[n] = NULL;
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 600; i++) { /* 30 s */
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "clusterfs agent: the view of %s could not be mounted\n",
+				o->server);
+			return -1;
+		}
+		if (stat(nodes, &st) == 0 && S_ISDIR(st.st_mode))
+			return pid;
+		usleep(50000);
+	}
+	fprintf(stderr, "clusterfs agent: %s did not answer within 30 s\n", o->server);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/* Unmounts the view: what waits for the server fails at once. */
+static void stop_view(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 200; i++) { /* 10 s */
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
 }
 
 static int agent_run(struct agent_opts *o)
 {
 	struct err e = {0};
-	struct remote *view = NULL;
-	pthread_t server_thread;
+	pid_t view = 0;
 	sigset_t set;
 	int sig = 0, rc = 0;
 
@@ -241,12 +310,8 @@ static int agent_run(struct agent_opts *o)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (o->server) {
-		struct p9_config p9 = {.addr = o->server, .munge = o->munge};
-		if (!(view = remote_mount(&p9, o->cfg.view, &e))) {
-			fprintf(stderr, "clusterfs agent: %s\n", e.msg);
+		if ((view = start_view(o)) < 0)
 			return 2;
-		}
-		pthread_create(&server_thread, NULL, serve_view, view);
 		if ((rc = agent_validate(o)) != 0)
 			goto out;
 	}
@@ -267,15 +332,11 @@ static int agent_run(struct agent_opts *o)
 			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
-	if (view)
-		remote_disconnect(view); /* nothing of the agent waits for the server */
+	stop_view(view); /* nothing of the agent waits for the server */
+	view = 0;
 	agent_free(a);
 out:
-	if (view) {
-		remote_exit(view);
-		pthread_join(server_thread, NULL);
-		remote_free(view);
-	}
+	stop_view(view);
 	return rc;
 }
 

@@ -855,13 +855,15 @@ void remote_disconnect(struct remote *r)
 
 void remote_exit(struct remote *r)
 {
-	/* The loop's threads sit in reads of /dev/fuse: detaching the mount
-	 * ends the connection once nothing uses it, and so the reads. A file
-	 * still open keeps it: its next request is answered only if a thread
-	 * is still in the loop, hence remote_disconnect() first. */
+	/* The loop's threads sit in reads of /dev/fuse, which end with the
+	 * connection. Requests still pending fail: hence remote_disconnect()
+	 * first, so that the mount's users are not in the middle of one. */
 	remote_disconnect(r);
 	fuse_exit(r->fuse);
-	if (r->mounted && umount2(r->mountpoint, MNT_DETACH) == 0)
+	/* MNT_FORCE: FUSE ends the connection at once, even while another
+	 * mount namespace (a container's monitor made its own copy of this
+	 * one) keeps the mount alive. */
+	if (r->mounted && umount2(r->mountpoint, MNT_FORCE | MNT_DETACH) == 0)
 		r->mounted = 0;
 }
 

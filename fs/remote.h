@@ -27,8 +27,9 @@ int remote_loop(struct remote *r);
  */
 void remote_disconnect(struct remote *r);
 /*
- * Disconnects and makes remote_loop() return, once nothing has files open
- * on the mount: from any thread, not from a signal handler.
+ * Disconnects, ends the mount's connection (requests still pending on it
+ * fail) and so makes remote_loop() return: from any thread, not from a
+ * signal handler.
  */
 void remote_exit(struct remote *r);
 /* Unmounts and disconnects. */
