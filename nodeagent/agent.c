@@ -16,6 +16,8 @@
  *       conditions, containerStatuses, IPs) written with the pod's
  *       resourceVersion when it differs; deletionTimestamp set: stopped,
  *       and the file removed; gone or bound elsewhere: stopped, forgotten
+ *   a service or its endpoints changed  -> with the crun runtime only,
+ *       proxy.c rewrites the node's nftables table on the next tick
  *
  * A stale resourceVersion fails the write with -ESTALE; the framework has
  * already re-read the object and queues the key again. Our own writes come
@@ -41,6 +43,7 @@
 
 #include "ctl.h"
 #include "owners.h"
+#include "proxy.h"
 
 #if defined(__x86_64__)
 #define AGENT_ARCH "amd64"
@@ -92,9 +95,13 @@ struct agent {
 	struct strmap *pods;	/* "pods/NS/NAME" -> struct agent_pod */
 	struct strmap *by_uid;	/* uid -> its key in pods (a copy) */
 	bool adopted;		/* the pods found running at start are claimed */
+	struct proxy *proxy;	/* NULL: the runtime runs no real network */
+	const struct kind *svc_kind, *ep_kind;
 };
 
 static const char *const agent_kinds[] = {"pods", "nodes", NULL};
+/* With real pod networking, Services are the node's too (proxy.c). */
+static const char *const agent_kinds_proxy[] = {"pods", "nodes", "services", "endpoints", NULL};
 
 static int64_t agent_mono_ms(void)
 {
@@ -726,6 +733,10 @@ static void agent_changed(struct ctl *c, const struct kind *k, const char *ns, c
 {
 	struct agent *a = ctl_arg(c);
 
+	if (k == a->svc_kind || k == a->ep_kind) {
+		proxy_changed(a->proxy);
+		return;
+	}
 	if (k == a->node_kind) {
 		struct agent_node *n = strmap_get(a->by_name, name);
 		if (n && !now && n->next_beat) /* deleted: register again */
@@ -789,6 +800,8 @@ static void agent_tick(struct ctl *c)
 	int64_t now = agent_mono_ms(), period = a->heartbeat_ms;
 
 	agent_adopt(c, a);
+	if (a->proxy)
+		proxy_tick(a->proxy, c);
 	for (size_t i = 0; i < a->nnodes; i++) {
 		struct agent_node *n = &a->nodes[i];
 		if (n->next_beat > now)
@@ -838,9 +851,14 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 	a->pods = strmap_new();
 	a->by_uid = strmap_new();
 	nodes_init(a, cfg);
+	if (!strcmp(rt->name, "crun")) {
+		a->proxy = proxy_new(a->nodes[0].name);
+		a->svc_kind = kind_by_plural("services");
+		a->ep_kind = kind_by_plural("endpoints");
+	}
 	a->ops = (struct ctl_ops){
 		.name = "node-agent",
-		.kinds = agent_kinds,
+		.kinds = a->proxy ? agent_kinds_proxy : agent_kinds,
 		.changed = agent_changed,
 		.reconcile = agent_reconcile,
 		.tick = agent_tick,
@@ -875,6 +893,7 @@ void agent_free(struct agent *a)
 	if (a->rt->set_notify)
 		a->rt->set_notify(a->rt, NULL, NULL);
 	ctl_stop(a->ctl);
+	proxy_free(a->proxy);
 	strmap_each(a->pods, drop_pod, NULL);
 	strmap_free(a->pods);
 	strmap_each(a->by_uid, free_value, NULL);
