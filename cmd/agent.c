@@ -22,12 +22,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent.h"
+#include "view.h"
 #include "runtime-crun.h"
 
 int cmd_agent(int argc, char **argv);
@@ -222,81 +221,6 @@ static int agent_validate(const struct agent_opts *o)
 	return 0;
 }
 
-/*
- * The agent's view of a server: `clusterfs mount ADDR:PORT VIEW` in a
- * child process. Not in the agent's own process: a thread of a process
- * that is killed while it waits for an answer from a FUSE mount the same
- * process serves waits for ever (the kernel waits uninterruptibly for a
- * request already read, and the reader is gone), and the process with it;
- * a read of watch always waits. The child gets SIGTERM when the agent
- * dies (PR_SET_PDEATHSIG), answers what is pending, and unmounts.
- */
-static pid_t start_view(const struct agent_opts *o)
-{
-	pid_t parent = getpid(), pid;
-	cleanup_free char *nodes = xasprintf("%s/nodes", o->cfg.view);
-	struct stat st;
-	int status;
-
-	mkdir_p(o->cfg.view, 0755);
-	if ((pid = fork()) < 0) {
-		perror("clusterfs agent: fork");
-		return -1;
-	}
-	if (pid == 0) {
-		const char *argv[8];
-		sigset_t none;
-		int n = 0;
-
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
-			_exit(1);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		argv[n++] = "clusterfs";
-		argv[n++] = "mount";
-		if (o->munge) {
-			argv[n++] = "--auth";
-			argv[n++] = "munge";
-		}
-		argv[n++] = o->server;
-		argv[n++] = o->cfg.view;
-		argv[n] = NULL;
-		execv("/proc/self/exe", (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 600; i++) { /* 30 s */
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			fprintf(stderr, "clusterfs agent: the view of %s could not be mounted\n",
-				o->server);
-			return -1;
-		}
-		if (stat(nodes, &st) == 0 && S_ISDIR(st.st_mode))
-			return pid;
-		usleep(50000);
-	}
-	fprintf(stderr, "clusterfs agent: %s did not answer within 30 s\n", o->server);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	return -1;
-}
-
-/* Unmounts the view: what waits for the server fails at once. */
-static void stop_view(pid_t pid)
-{
-	int status;
-
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 200; i++) { /* 10 s */
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return;
-		usleep(50000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-}
-
 static int agent_run(struct agent_opts *o)
 {
 	struct err e = {0};
@@ -310,7 +234,7 @@ static int agent_run(struct agent_opts *o)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (o->server) {
-		if ((view = start_view(o)) < 0)
+		if ((view = view_start(o->server, o->munge, o->cfg.view)) < 0)
 			return 2;
 		if ((rc = agent_validate(o)) != 0)
 			goto out;
@@ -332,11 +256,11 @@ static int agent_run(struct agent_opts *o)
 			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
 	sigwait(&set, &sig);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
-	stop_view(view); /* nothing of the agent waits for the server */
+	view_stop(view); /* nothing of the agent waits for the server */
 	view = 0;
 	agent_free(a);
 out:
-	stop_view(view);
+	view_stop(view);
 	return rc;
 }
 

@@ -30,7 +30,7 @@
 #include "runtime-crun.h"
 #include "scheduler.h"
 #include "fs.h"
-#include "remote.h"
+#include "view.h"
 #include "store.h"
 #include "svcalloc.h"
 
@@ -122,17 +122,11 @@ struct up_opts {
 struct local_node {
 	const char *listen, *auth, *state;
 	struct up_opts *up;
+	char *addr, *view_dir;
+	pid_t view; /* the view's mount, a child process (cmd/view.h) */
 	pthread_t starter;
-	struct remote *view;
-	pthread_t thread;
 	struct agent *agent;
 };
-
-static void *serve_view(void *arg)
-{
-	remote_loop(arg);
-	return NULL;
-}
 
 /* The address the local agent dials: the listen address, or loopback
  * when the server listens on every address. */
@@ -147,14 +141,11 @@ static char *dial_address(const char *listen)
 
 static int local_start(struct local_node *ln, struct err *e)
 {
-	const char *listen = ln->listen, *auth = ln->auth, *state = ln->state;
+	const char *listen = ln->listen, *state = ln->state;
 	struct up_opts *up = ln->up;
 	static char node[256];
 	struct agent_config cfg = {.node = up->node, .heartbeat_ms = 10000, .remote = 1};
 	cleanup_free char *agent_state = xasprintf("%s/agent", state);
-	cleanup_free char *addr = dial_address(listen);
-	cleanup_free char *view = xasprintf("%s/view", up->crun.run_dir);
-	struct p9_config p9 = {.addr = addr, .munge = !strcmp(auth, "munge")};
 
 	if (!cfg.node) {
 		gethostname(node, sizeof(node) - 1);
@@ -162,11 +153,11 @@ static int local_start(struct local_node *ln, struct err *e)
 			*p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p == '_' ? '-' : *p;
 		cfg.node = node;
 	}
-	mkdir_p(up->crun.run_dir, 0755);
-	if (!(ln->view = remote_mount(&p9, view, e)))
-		return -1;
-	pthread_create(&ln->thread, NULL, serve_view, ln->view);
-	cfg.view = up->crun.view = view;
+	if (view_wait(ln->view, ln->addr, ln->view_dir) < 0) {
+		ln->view = 0;
+		return err_set(e, EIO, "the view of %s could not be mounted", listen);
+	}
+	cfg.view = up->crun.view = ln->view_dir;
 	up->crun.state_dir = agent_state;
 	up->crun.insecure = up->insecure;
 	cleanup_free char *capacity = agent_host_capacity();
@@ -177,11 +168,6 @@ static int local_start(struct local_node *ln, struct err *e)
 	return 0;
 }
 
-/*
- * Starts the local node on a thread of its own: mounting the view needs the
- * server's mount served, which only begins when the starter's caller enters
- * fs_loop().
- */
 static void *local_starter(void *arg)
 {
 	struct local_node *ln = arg;
@@ -196,19 +182,30 @@ static void *local_starter(void *arg)
 	return NULL;
 }
 
+/*
+ * Starts the local node's view (from the thread that stays, for its
+ * PR_SET_PDEATHSIG), then the agent on a thread of its own: the view
+ * comes up only once the server's mount is served, which begins when the
+ * caller enters fs_loop().
+ */
+static void local_begin(struct local_node *ln)
+{
+	ln->addr = dial_address(ln->listen);
+	ln->view_dir = xasprintf("%s/view", ln->up->crun.run_dir);
+	ln->view = view_spawn(ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir);
+	pthread_create(&ln->starter, NULL, local_starter, ln);
+}
+
 /* Stops the agent (its pods keep running) and unmounts its view. */
 static void local_stop(struct local_node *ln)
 {
 	if (!ln->up)
 		return;
 	pthread_join(ln->starter, NULL);
-	if (!ln->view)
-		return;
-	remote_disconnect(ln->view); /* what waits for the server fails at once */
-	agent_free(ln->agent);	     /* NULL when it could not start */
-	remote_exit(ln->view);
-	pthread_join(ln->thread, NULL);
-	remote_free(ln->view);
+	view_stop(ln->view);   /* what waits for the server fails at once */
+	agent_free(ln->agent); /* NULL when it could not start */
+	free(ln->addr);
+	free(ln->view_dir);
 	memset(ln, 0, sizeof(*ln));
 }
 
@@ -273,7 +270,7 @@ static int run_server(const char *mount, const char *state, const struct control
 	sc = sched_start(mount);
 	if (up) {
 		ln = (struct local_node){.listen = listen, .auth = auth, .state = state, .up = up};
-		pthread_create(&ln.starter, NULL, local_starter, &ln);
+		local_begin(&ln);
 	}
 	st.fs = fs;
 	st.ln = &ln;
