@@ -69,6 +69,21 @@ ready_addresses() { # SERVICE N: its endpoints list N ready addresses
 table_has() { nft list table ip "$TABLE" 2>/dev/null | grep -qF -- "$1"; }
 table_gone() { ! nft list table ip "$TABLE" >/dev/null 2>&1; }
 
+# gateway: the bridge's address, the first of the node's pod range.
+gateway() {
+	local cidr net
+	cidr=$(yget "$M/nodes/$RT_NODE.yaml" spec.podCIDR) || return 1
+	net=${cidr%/*}
+	echo "${net%.*}.$((${net##*.} + 1))"
+}
+
+# service_route POD: the route to the service range the pod lacks (see the
+# first test).
+service_route() {
+	ip netns exec "cfs-$(uid_of "$1" | cut -c1-24)" \
+		ip route add 10.96.0.0/16 via "$(gateway)"
+}
+
 # fetch_all URL: from the host, until each of the three pods answered.
 fetch_all() {
 	local i out seen=""
@@ -116,10 +131,7 @@ fetch_all() {
 		      done
 	EOF
 	wait_for 60 phase_is client Running
-	cidr=$(yget "$M/nodes/$RT_NODE.yaml" spec.podCIDR)
-	net=${cidr%/*}
-	ip netns exec "cfs-$(uid_of client | cut -c1-24)" \
-		ip route add 10.96.0.0/16 via "${net%.*}.$((${net##*.} + 1))"
+	service_route client
 	wait_for 120 phase_is client Succeeded
 	log_of client main | sort | uniq -c >&2
 	log_has client main web-0
@@ -133,4 +145,57 @@ fetch_all() {
 	# The last Service gone, so is the table.
 	wait_for 10 table_gone
 	rm_pods client web-0 web-1 web-2
+}
+
+@test "a pod reaches itself through its Service (hairpin); a nodePort on the node's address reaches it from the host" {
+	new_object services solo <<-EOF
+		apiVersion: v1
+		kind: Service
+		metadata:
+		  name: solo
+		spec:
+		  type: NodePort
+		  selector: {app: solo}
+		  ports:
+		  - {port: 80, targetPort: 8080}
+	EOF
+	ip=$(yget "$NS/services/solo.yaml" spec.clusterIP)
+	node_port=$(yget "$NS/services/solo.yaml" 'spec.ports[0].nodePort')
+	[ -n "$node_port" ]
+	new_pod solo <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: solo
+		  labels: {app: solo}
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command:
+		    - sh
+		    - -c
+		    - |
+		      mkdir -p /www && hostname >/www/index.html && httpd -p 8080 -h /www
+		      for i in \$(seq 300); do ip route | grep -q 10.96.0.0/16 && break; sleep 0.1; done
+		      get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 80 | tail -n 1; }
+		      for i in \$(seq 100); do [ "\$(get)" = solo ] && break; sleep 0.2; done
+		      for i in 1 2 3; do r=\$(get); echo "hairpin \${r:-failed}"; done
+		      trap "exit 0" TERM; sleep 3600 & wait
+	EOF
+	wait_for 60 phase_is solo Running
+	service_route solo
+	wait_for 60 ready_addresses solo 1
+	wait_for 30 log_has solo main "hairpin"
+	wait_for 10 sh -c "[ \$(grep -c hairpin '$NS/pods/solo/logs/main') -ge 3 ]"
+	log_of solo main >&2
+	[ "$(grep -c '^hairpin solo$' "$NS/pods/solo/logs/main")" = 3 ]
+
+	wait_for 10 table_has "dport $node_port"
+	[ "$(curl -s -m 5 "http://$(gateway):$node_port/")" = solo ]
+
+	rm -f "$NS/services/solo.yaml"
+	wait_for 10 table_gone
+	rm_pods solo
 }
