@@ -77,13 +77,6 @@ gateway() {
 	echo "${net%.*}.$((${net##*.} + 1))"
 }
 
-# service_route POD: the route to the service range the pod lacks (see the
-# first test).
-service_route() {
-	ip netns exec "cfs-$(uid_of "$1" | cut -c1-24)" \
-		ip route add 10.96.0.0/16 via "$(gateway)"
-}
-
 # fetch_all URL: from the host, until each of the three pods answered.
 fetch_all() {
 	local i out seen=""
@@ -106,9 +99,6 @@ fetch_all() {
 	wait_for 10 table_has "ip daddr $ip tcp dport 80"
 
 	# busybox's wget crashes in a static build without NSS files: nc it is.
-	# The CNI configuration (cni.c) gives pods a route to their subnet
-	# only: the client waits until the test gave it one to the service
-	# range, through the bridge, as cni.c should.
 	new_pod client <<-EOF
 		apiVersion: v1
 		kind: Pod
@@ -124,14 +114,11 @@ fetch_all() {
 		    - sh
 		    - -c
 		    - |
-		      for i in \$(seq 300); do ip route | grep -q 10.96.0.0/16 && break; sleep 0.1; done
 		      for i in \$(seq 60); do
 		        r=\$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 80 | tail -n 1)
 		        echo "\${r:-failed}"
 		      done
 	EOF
-	wait_for 60 phase_is client Running
-	service_route client
 	wait_for 120 phase_is client Succeeded
 	log_of client main | sort | uniq -c >&2
 	log_has client main web-0
@@ -178,14 +165,12 @@ fetch_all() {
 		    - -c
 		    - |
 		      mkdir -p /www && hostname >/www/index.html && httpd -p 8080 -h /www
-		      for i in \$(seq 300); do ip route | grep -q 10.96.0.0/16 && break; sleep 0.1; done
 		      get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $ip 80 | tail -n 1; }
 		      for i in \$(seq 100); do [ "\$(get)" = solo ] && break; sleep 0.2; done
 		      for i in 1 2 3; do r=\$(get); echo "hairpin \${r:-failed}"; done
 		      trap "exit 0" TERM; sleep 3600 & wait
 	EOF
 	wait_for 60 phase_is solo Running
-	service_route solo
 	wait_for 60 ready_addresses solo 1
 	wait_for 30 log_has solo main "hairpin"
 	wait_for 10 sh -c "[ \$(grep -c hairpin '$NS/pods/solo/logs/main') -ge 3 ]"
