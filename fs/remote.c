@@ -39,8 +39,8 @@
 
 #include "fs.h"
 
-#define DIR_TTL_NS 1000000000LL
-#define DIR_CACHE_MAX 4096
+#define KEEP_NS 1000000000LL
+#define KEEP_MAX 4096
 #define HANDOFFS 16
 #define HANDOFF_TTL_NS 1000000000LL
 
@@ -62,7 +62,7 @@ struct remote {
 	char *mountpoint;
 	int mounted;
 	pthread_mutex_t lock;
-	struct strmap *dirs; /* path -> struct cached_dir; directories and objects */
+	struct strmap *kept; /* path -> struct kept_attr; directories and objects */
 	uint64_t watching;   /* the session whose watch stream is read, or 0 */
 	uint64_t forgets;    /* how many times anything was forgotten */
 	int stopping;
@@ -71,7 +71,7 @@ struct remote {
 	struct handoff handoffs[HANDOFFS]; /* under lock */
 };
 
-struct cached_dir {
+struct kept_attr {
 	struct stat st;
 	int64_t expires; /* now_ns() */
 };
@@ -99,13 +99,13 @@ static struct p9 *p9_of_ctx(void)
 	return remote_of_ctx()->p9;
 }
 
-static int dir_cached(struct remote *r, const char *path, struct stat *st)
+static int attr_kept(struct remote *r, const char *path, struct stat *st)
 {
-	struct cached_dir *d;
+	struct kept_attr *d;
 	int hit = 0;
 
 	pthread_mutex_lock(&r->lock);
-	if ((d = strmap_get(r->dirs, path)) && d->expires > now_ns()) {
+	if ((d = strmap_get(r->kept, path)) && d->expires > now_ns()) {
 		*st = d->st;
 		hit = 1;
 	}
@@ -113,12 +113,12 @@ static int dir_cached(struct remote *r, const char *path, struct stat *st)
 	return hit;
 }
 
-static void free_dir(const char *key, void *val, void *arg)
+static void free_kept(const char *key, void *val, void *arg)
 {
 	free(val);
 }
 
-/* The count of forgets to give dir_keep(), taken before asking the server. */
+/* The count of forgets to give attr_keep(), taken before asking the server. */
 static uint64_t forgets_now(struct remote *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -132,11 +132,11 @@ static uint64_t forgets_now(struct remote *r)
  * the question was asked (forgets, from forgets_now()): the answer may
  * predate that change.
  */
-static void dir_keep(struct remote *r, const char *path, const struct stat *st, uint64_t forgets)
+static void attr_keep(struct remote *r, const char *path, const struct stat *st, uint64_t forgets)
 {
 	size_t len = strlen(path);
 	int object = S_ISREG(st->st_mode) && len > 5 && !strcmp(path + len - 5, ".yaml");
-	struct cached_dir *d;
+	struct kept_attr *d;
 
 	if (!S_ISDIR(st->st_mode) && !object)
 		return;
@@ -148,19 +148,19 @@ static void dir_keep(struct remote *r, const char *path, const struct stat *st, 
 		return;
 	d = xmalloc(sizeof(*d));
 	d->st = *st;
-	d->expires = now_ns() + DIR_TTL_NS;
+	d->expires = now_ns() + KEEP_NS;
 	pthread_mutex_lock(&r->lock);
 	if (r->forgets != forgets) {
 		pthread_mutex_unlock(&r->lock);
 		free(d);
 		return;
 	}
-	if (strmap_count(r->dirs) >= DIR_CACHE_MAX) {
-		strmap_each(r->dirs, free_dir, NULL);
-		strmap_free(r->dirs);
-		r->dirs = strmap_new();
+	if (strmap_count(r->kept) >= KEEP_MAX) {
+		strmap_each(r->kept, free_kept, NULL);
+		strmap_free(r->kept);
+		r->kept = strmap_new();
 	}
-	free(strmap_put(r->dirs, path, d));
+	free(strmap_put(r->kept, path, d));
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -171,10 +171,10 @@ static void forget(struct remote *r, const char *path)
 
 	pthread_mutex_lock(&r->lock);
 	r->forgets++;
-	char **keys = strmap_keys(r->dirs, &n);
+	char **keys = strmap_keys(r->kept, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (!strncmp(keys[i], path, len) && (keys[i][len] == 0 || keys[i][len] == '/'))
-			free(strmap_del(r->dirs, keys[i]));
+			free(strmap_del(r->kept, keys[i]));
 		free(keys[i]);
 	}
 	free(keys);
@@ -185,15 +185,15 @@ static void forget_all(struct remote *r)
 {
 	pthread_mutex_lock(&r->lock);
 	r->forgets++;
-	strmap_each(r->dirs, free_dir, NULL);
-	strmap_free(r->dirs);
-	r->dirs = strmap_new();
+	strmap_each(r->kept, free_kept, NULL);
+	strmap_free(r->kept);
+	r->kept = strmap_new();
 	pthread_mutex_unlock(&r->lock);
 }
 
 /* This mount changed path (NULL: a file unlinked while open, forgotten
  * by the unlink already). */
-static void dir_forget(const char *path)
+static void attr_forget(const char *path)
 {
 	if (path)
 		forget(remote_of_ctx(), path);
@@ -434,7 +434,7 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	struct p9fid fid;
 	int rc;
 
-	if (path && dir_cached(r, path, st))
+	if (path && attr_kept(r, path, st))
 		return 0;
 	uint64_t forgets = forgets_now(r);
 	/* By path even for an open file: diod's fid keeps the path it had
@@ -452,7 +452,7 @@ static int r_getattr(const char *path, struct stat *st, struct fuse_file_info *f
 	if (rc == 0)
 		attr_to_stat(&a, st);
 	if (rc == 0 && path)
-		dir_keep(r, path, st, forgets);
+		attr_keep(r, path, st, forgets);
 	return rc;
 }
 
@@ -499,7 +499,7 @@ static int r_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 
 	if ((rc = walk_parent(p, path, &fid, &name)) < 0)
 		return rc;
-	dir_forget(path);
+	attr_forget(path);
 	rc = p9_lcreate(p, fid, name, (uint32_t)fi->flags & ~(uint32_t)O_NOCTTY, mode,
 			fuse_get_context()->gid);
 	if (rc < 0) {
@@ -546,7 +546,7 @@ static int r_write(const char *path, const char *buf, size_t size, off_t off,
 	if (rc < 0)
 		return rc;
 	f->written = 1;
-	dir_forget(path);
+	attr_forget(path);
 	return (int)p9_write(p, fid, (uint64_t)off, buf, size);
 }
 
@@ -564,7 +564,7 @@ static int r_flush(const char *path, struct fuse_file_info *fi)
 	if ((rc = file_fid(p, f, &fid)) < 0)
 		return rc;
 	rc = p9_fsync(p, fid);
-	dir_forget(path);
+	attr_forget(path);
 	return rc;
 }
 
@@ -582,7 +582,7 @@ static int r_release(const char *path, struct fuse_file_info *fi)
 	struct rfile *f = rfile_of(fi);
 
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
-		dir_forget(path); /* the server applied it when diod closed it */
+		attr_forget(path); /* the server applied it when diod closed it */
 	rfile_free(p9_of_ctx(), f);
 	return 0;
 }
@@ -628,7 +628,7 @@ static int r_mkdir(const char *path, mode_t mode)
 
 	if ((rc = walk_parent(p, path, &dir, &name)) < 0)
 		return rc;
-	dir_forget(path);
+	attr_forget(path);
 	rc = p9_mkdir(p, dir, name, mode, fuse_get_context()->gid);
 	p9_clunk(p, dir);
 	return rc;
@@ -643,7 +643,7 @@ static int r_remove(const char *path)
 
 	if ((rc = walk(p, path, &fid)) < 0)
 		return rc;
-	dir_forget(path);
+	attr_forget(path);
 	return p9_remove(p, fid);
 }
 
@@ -658,8 +658,8 @@ static int r_rename(const char *from, const char *to, unsigned int flags)
 		return -EINVAL;
 	if ((rc = walk(p, from, &fid)) < 0)
 		return rc;
-	dir_forget(from);
-	dir_forget(to);
+	attr_forget(from);
+	attr_forget(to);
 	if ((rc = walk_parent(p, to, &dir, &name)) == 0) {
 		rc = p9_rename(p, fid, dir, name);
 		p9_clunk(p, dir);
@@ -675,7 +675,7 @@ static int setattr(const char *path, struct fuse_file_info *fi, const struct p9s
 	struct p9fid fid;
 	int rc;
 
-	dir_forget(path);
+	attr_forget(path);
 	if ((rc = walk(p, path, &fid)) == 0) {
 		rc = p9_setattr(p, fid, sa);
 		p9_clunk(p, fid);
@@ -809,7 +809,7 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 	r = xcalloc(1, sizeof(*r));
 	r->mountpoint = realpath(mountpoint, NULL);
 	pthread_mutex_init(&r->lock, NULL);
-	r->dirs = strmap_new();
+	r->kept = strmap_new();
 	c.interrupted = fuse_interrupted;
 	if (!(r->p9 = p9_open(&c, e))) {
 		remote_free(r);
@@ -882,8 +882,8 @@ void remote_free(struct remote *r)
 	for (int i = 0; i < HANDOFFS; i++)
 		free(r->handoffs[i].path); /* their fids go with the connection */
 	p9_close(r->p9);
-	strmap_each(r->dirs, free_dir, NULL);
-	strmap_free(r->dirs);
+	strmap_each(r->kept, free_kept, NULL);
+	strmap_free(r->kept);
 	pthread_mutex_destroy(&r->lock);
 	free(r->mountpoint);
 	free(r);
