@@ -60,7 +60,8 @@ struct remote {
 	struct p9 *p9;
 	struct fuse *fuse;
 	char *mountpoint;
-	int mounted;
+	int mounted;	 /* still mounted */
+	int was_mounted; /* libfuse's unmount frees what its mount kept */
 	pthread_mutex_t lock;
 	struct strmap *kept; /* path -> struct kept_attr; directories and objects */
 	uint64_t watching;   /* the session whose watch stream is read, or 0 */
@@ -68,6 +69,7 @@ struct remote {
 	int stopping;
 	pthread_t watcher;
 	int has_watcher;
+	struct rfile *files; /* open files, under lock: freed at the end if never released */
 	struct handoff handoffs[HANDOFFS]; /* under lock */
 };
 
@@ -78,6 +80,7 @@ struct kept_attr {
 
 /* An open file or directory. */
 struct rfile {
+	struct rfile *prev, *next; /* in remote's files */
 	pthread_mutex_t lock;
 	char *path;
 	uint32_t flags; /* as opened, less creation and truncation */
@@ -354,7 +357,8 @@ static int file_fid(struct p9 *p, struct rfile *f, struct p9fid *out)
 	return rc;
 }
 
-static struct rfile *rfile_new(const char *path, uint32_t flags, struct p9fid fid)
+static struct rfile *rfile_new(struct remote *r, const char *path, uint32_t flags,
+			       struct p9fid fid)
 {
 	struct rfile *f = xcalloc(1, sizeof(*f));
 
@@ -365,12 +369,26 @@ static struct rfile *rfile_new(const char *path, uint32_t flags, struct p9fid fi
 	size_t len = strlen(path);
 	f->snapshot = (flags & O_ACCMODE) == O_RDONLY && len > 5 && !strcmp(path + len - 5, ".yaml");
 	f->eof = -1;
+	pthread_mutex_lock(&r->lock);
+	f->next = r->files;
+	if (r->files)
+		r->files->prev = f;
+	r->files = f;
+	pthread_mutex_unlock(&r->lock);
 	return f;
 }
 
-static void rfile_free(struct p9 *p, struct rfile *f)
+static void rfile_free(struct remote *r, struct rfile *f)
 {
-	p9_clunk(p, f->fid);
+	pthread_mutex_lock(&r->lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		r->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&r->lock);
+	p9_clunk(r->p9, f->fid);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);
 	free(f);
@@ -475,7 +493,7 @@ static int do_open(const char *path, uint32_t flags, struct fuse_file_info *fi)
 		return rc;
 	}
 opened:
-	fi->fh = (uintptr_t)rfile_new(path, flags, fid);
+	fi->fh = (uintptr_t)rfile_new(r, path, flags, fid);
 	fi->direct_io = 1;
 	return 0;
 }
@@ -506,7 +524,7 @@ static int r_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 		p9_clunk(p, fid);
 		return rc;
 	}
-	fi->fh = (uintptr_t)rfile_new(path, (uint32_t)fi->flags, fid);
+	fi->fh = (uintptr_t)rfile_new(remote_of_ctx(), path, (uint32_t)fi->flags, fid);
 	fi->direct_io = 1;
 	return 0;
 }
@@ -583,7 +601,7 @@ static int r_release(const char *path, struct fuse_file_info *fi)
 
 	if ((f->flags & O_ACCMODE) != O_RDONLY)
 		attr_forget(path); /* the server applied it when diod closed it */
-	rfile_free(p9_of_ctx(), f);
+	rfile_free(remote_of_ctx(), f);
 	return 0;
 }
 
@@ -826,7 +844,7 @@ struct remote *remote_mount(const struct p9_config *cfg, const char *mountpoint,
 		remote_free(r);
 		return NULL;
 	}
-	r->mounted = 1;
+	r->mounted = r->was_mounted = 1;
 	r->has_watcher = pthread_create(&r->watcher, NULL, watch_main, r) == 0;
 	return r;
 }
@@ -871,10 +889,12 @@ void remote_free(struct remote *r)
 {
 	if (!r)
 		return;
-	if (r->mounted)
-		fuse_unmount(r->fuse);
+	if (r->was_mounted)
+		fuse_unmount(r->fuse); /* when remote_exit() unmounted already, a no-op */
 	if (r->fuse)
 		fuse_destroy(r->fuse);
+	while (r->files) /* files still open when the connection ended */
+		rfile_free(r, r->files);
 	if (r->has_watcher) {
 		remote_disconnect(r); /* its read fails, and it sees it must stop */
 		pthread_join(r->watcher, NULL);
