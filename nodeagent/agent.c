@@ -17,7 +17,8 @@
  *       resourceVersion when it differs; deletionTimestamp set: stopped,
  *       and the file removed; gone or bound elsewhere: stopped, forgotten
  *   a service or its endpoints changed  -> with the crun runtime only,
- *       proxy.c rewrites the node's nftables table on the next tick
+ *       proxy.c rewrites the node's nftables table on the next tick, and
+ *       dns.c the names its dnsmasq answers
  *
  * A stale resourceVersion fails the write with -ESTALE; the framework has
  * already re-read the object and queues the key again. Our own writes come
@@ -42,8 +43,10 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dns.h"
 #include "owners.h"
 #include "proxy.h"
+#include "runtime-crun-internal.h"
 
 #if defined(__x86_64__)
 #define AGENT_ARCH "amd64"
@@ -96,6 +99,7 @@ struct agent {
 	struct strmap *by_uid;	/* uid -> its key in pods (a copy) */
 	bool adopted;		/* the pods found running at start are claimed */
 	struct proxy *proxy;	/* NULL: the runtime runs no real network */
+	struct dns *dns;	/* the same */
 	const struct kind *svc_kind, *ep_kind;
 };
 
@@ -735,6 +739,7 @@ static void agent_changed(struct ctl *c, const struct kind *k, const char *ns, c
 
 	if (k == a->svc_kind || k == a->ep_kind) {
 		proxy_changed(a->proxy);
+		dns_changed(a->dns);
 		return;
 	}
 	if (k == a->node_kind) {
@@ -802,6 +807,8 @@ static void agent_tick(struct ctl *c)
 	agent_adopt(c, a);
 	if (a->proxy)
 		proxy_tick(a->proxy, c);
+	if (a->dns)
+		dns_tick(a->dns, c, a->nodes[0].prepared ? a->nodes[0].range.cidr : "");
 	for (size_t i = 0; i < a->nnodes; i++) {
 		struct agent_node *n = &a->nodes[i];
 		if (n->next_beat > now)
@@ -853,6 +860,9 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 	nodes_init(a, cfg);
 	if (!strcmp(rt->name, "crun")) {
 		a->proxy = proxy_new(a->nodes[0].name);
+		/* The crun runtime's run dir: dnsmasq's files sit beside crun's. */
+		cleanup_free char *dir = xasprintf("%s/dns", ((const struct crun_rt *)rt)->run_dir);
+		a->dns = dns_new(a->nodes[0].name, dir);
 		a->svc_kind = kind_by_plural("services");
 		a->ep_kind = kind_by_plural("endpoints");
 	}
@@ -894,6 +904,7 @@ void agent_free(struct agent *a)
 		a->rt->set_notify(a->rt, NULL, NULL);
 	ctl_stop(a->ctl);
 	proxy_free(a->proxy);
+	dns_free(a->dns);
 	strmap_each(a->pods, drop_pod, NULL);
 	strmap_free(a->pods);
 	strmap_each(a->by_uid, free_value, NULL);

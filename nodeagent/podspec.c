@@ -18,6 +18,7 @@
  * a Service's variable, never the image's; command and args see the lot.
  */
 #define _GNU_SOURCE
+#include "dns.h"
 #include "object.h"
 #include "oci.h"
 #include "runtime-crun-internal.h"
@@ -91,20 +92,38 @@ static int put(const char *dir, const char *name, const char *text, unsigned mod
 	return r < 0 ? err_set(e, -r, "%s: %s", path, strerror(-r)) : 0;
 }
 
-static char *resolv_conf(struct crun_pod *p)
+/* The host's servers, but for loopback ones, which a pod cannot reach. */
+static void host_servers(struct strbuf *sb)
 {
-	struct strbuf sb = {0};
 	cleanup_free char *host = file_get("/etc/resolv.conf", 65536, NULL);
 	char *save = NULL;
 
-	sb_printf(&sb, "search %s.svc.cluster.local svc.cluster.local cluster.local\n", p->ns);
-	/* The host's servers, but for loopback ones, which a pod cannot reach. */
 	for (char *l = host ? strtok_r(host, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
 		char addr[64];
 		if (sscanf(l, "nameserver %63s", addr) == 1 && strncmp(addr, "127.", 4) &&
 		    strcmp(addr, "::1"))
-			sb_printf(&sb, "nameserver %s\n", addr);
+			sb_printf(sb, "nameserver %s\n", addr);
 	}
+}
+
+/* As kubelet writes it: with dnsPolicy ClusterFirst (the default) the
+ * node's DNS (dns.c, on the pod gateway) and the cluster's search list;
+ * with Default the host's servers and no search list. */
+static char *resolv_conf(struct crun_pod *p)
+{
+	const char *policy = str_or(p->pod, "spec.dnsPolicy", "ClusterFirst");
+	struct strbuf sb = {0};
+	char gw[INET_ADDRSTRLEN];
+
+	if (!strcmp(policy, "Default")) {
+		host_servers(&sb);
+		if (!sb.len)
+			sb_puts(&sb, "\n");
+		return sb_steal(&sb, NULL);
+	}
+	if (dns_server_of(p->cidr, gw) == 0)
+		sb_printf(&sb, "nameserver %s\n", gw);
+	sb_printf(&sb, "search %s.svc.cluster.local svc.cluster.local cluster.local\n", p->ns);
 	sb_puts(&sb, "options ndots:5\n");
 	return sb_steal(&sb, NULL);
 }
