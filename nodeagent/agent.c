@@ -72,6 +72,7 @@ struct agent_node {
 	int64_t next_beat;	  /* monotonic ms; 0: not yet registered */
 	bool prepared;		  /* range chosen */
 	struct agent_range range;
+	int failing;		  /* the errno its last heartbeat failed with, said once */
 };
 
 /* A pod the agent has taken on. */
@@ -425,8 +426,14 @@ static int node_sync(struct ctl *c, struct agent *a, struct agent_node *n)
 	y_free(doc);
 	if (r == -EEXIST) /* someone created it first: its event brings it into the cache */
 		return -ESTALE;
-	if (r < 0 && r != -ESTALE)
+	if (r < 0 && r != -ESTALE && -r != n->failing) {
+		/* Once per cause: a server away fails every heartbeat alike. */
 		fprintf(stderr, "clusterfs agent: nodes/%s.yaml: %s\n", n->name, strerror(-r));
+		n->failing = -r;
+	} else if (r == 0 && n->failing) {
+		fprintf(stderr, "clusterfs agent: nodes/%s.yaml: written again\n", n->name);
+		n->failing = 0;
+	}
 	if (r == 0 && !was_ready) {
 		cleanup_free char *obj = xasprintf("node/%s", n->name);
 		ctl_event(c, "", "Normal", "NodeReady", obj, "Node %s status is now: NodeReady",

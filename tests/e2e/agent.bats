@@ -84,7 +84,7 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	before=$(heartbeat sim1)
 	since=$(ready_since sim1)
 	[ -n "$since" ]
-	wait_for 5 advanced sim1 "$before"
+	wait_for 20 advanced sim1 "$before"
 	[ "$(ready_since sim1)" = "$since" ]
 }
 
@@ -152,9 +152,9 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	done
 	grep -q "^  unschedulable: true" "$f"
 	before=$(heartbeat sim1)
-	wait_for 5 advanced sim1 "$before"
+	wait_for 20 advanced sim1 "$before"
 	before=$(heartbeat sim1)
-	wait_for 5 advanced sim1 "$before"
+	wait_for 20 advanced sim1 "$before"
 	grep -q "^  unschedulable: true" "$f"
 	grep -q "kubernetes.io/hostname: sim1" "$f"
 }
@@ -172,7 +172,7 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	"$CLUSTERFS" agent --view "$M" --node sim1 --simulated --heartbeat 1 2>>"$WORK/agent.log" &
 	echo $! >"$WORK/agent.pid"
 	before=$(heartbeat sim1)
-	wait_for 5 advanced sim1 "$before"
+	wait_for 20 advanced sim1 "$before"
 	pod after sim1 >"$NS/pods/after.yaml"
 	wait_for 5 running "$NS/pods/after.yaml"
 	[ "$(rv "$NS/pods/web.yaml")" = "$r" ]
