@@ -4,10 +4,11 @@
 # multinode.bash for the network): both agents reach the server over 9P
 # on a bridge and register; a Deployment's pods spread over both nodes and
 # a pod on one node fetches a page from a pod on the other, across the
-# nodes' routes; when one agent is killed, its node goes NotReady and its
-# pods are replaced on the other node; started again, it stops what its
-# evicted pods left; an agent stopped with SIGTERM leaves its pods
-# running and adopts them when it starts again.
+# nodes' routes; a ClusterIP Service over the pods answers a client on
+# either node from pods on both nodes; when one agent is killed, its node
+# goes NotReady and its pods are replaced on the other node; started
+# again, it stops what its evicted pods left; an agent stopped with
+# SIGTERM leaves its pods running and adopts them when it starts again.
 #
 # Needs root, crun, conmon, skopeo, umoci, docker-registry, diod, the CNI
 # plugins and busybox-static (scripts/install-deps). The tests run in
@@ -76,6 +77,8 @@ teardown() {
 		rm -f "$NS/pods/$name.yaml"
 	done < <(cat "$WORK/test-pods" 2>/dev/null)
 	rm -f "$WORK/test-pods"
+	# The Service a failed test left.
+	[ -z "${NS:-}" ] || rm -f "$NS"/services/*.yaml
 }
 
 # web_on NODE: how many pods of the Deployment web run on NODE; web_count:
@@ -119,6 +122,54 @@ _mn_fetches() {
 # in_cidr IP CIDR (a /24): whether IP is in CIDR.
 in_cidr() {
 	[[ $1 == "${2%.0/24}".* ]]
+}
+
+# ready_addresses SERVICE N: its Endpoints list N ready addresses.
+ready_addresses() {
+	[ "$(yget "$NS/endpoints/$1.yaml" 'subsets[0].addresses#' 2>/dev/null)" = "$2" ]
+}
+
+# table_gone_on N NODE: node N's namespace holds no nftables table of
+# NODE's agent.
+table_gone_on() {
+	! _mn_nsx "$1" nft list table ip "clusterfs_${2//[^a-zA-Z0-9]/_}" >/dev/null 2>&1
+}
+
+# svc_client NAME NODE IP: a pod on NODE that asks http://IP:80/ 40 times
+# and prints each answer (busybox's wget crashes in a static build
+# without NSS files: nc it is).
+svc_client() {
+	new_pod "$1" <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: $1
+		spec:
+		  nodeName: $2
+		  restartPolicy: Never
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command:
+		    - sh
+		    - -c
+		    - |
+		      for i in \$(seq 40); do
+		        r=\$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 $3 80 | tail -n 1)
+		        echo "\${r:-failed}"
+		      done
+	EOF
+}
+
+# answered_from CLIENT NODE: the answers in CLIENT's log include one from a
+# pod of web on NODE.
+answered_from() {
+	local name node
+	while read -r name node _; do
+		[ "$node" = "$2" ] && grep -qxF -- "$name" "$NS/pods/$1/logs/main" && return 0
+	done <"$WORK/web-now"
+	return 1
 }
 
 @test "both agents reach the server over 9P from their own namespaces and their nodes become Ready" {
@@ -227,6 +278,62 @@ in_cidr() {
 	uid=$(uid_of fetch)
 	rm -f "$NS/pods/fetch.yaml"
 	wait_for 30 released_on a "$uid"
+}
+
+@test "a ClusterIP Service over the replicas answers clients on either node from pods on both nodes" {
+	local ip addrs want client n uids=()
+	pods_of web | awk '$3 == "Running"' >"$WORK/web-now"
+	[ "$(wc -l <"$WORK/web-now")" -eq 4 ]
+	[ "$(awk -v n="$MN_NODE_A" '$2 == n' "$WORK/web-now" | wc -l)" -ge 1 ]
+	[ "$(awk -v n="$MN_NODE_B" '$2 == n' "$WORK/web-now" | wc -l)" -ge 1 ]
+	new_object services web <<-'EOF'
+		apiVersion: v1
+		kind: Service
+		metadata:
+		  name: web
+		spec:
+		  type: ClusterIP
+		  selector:
+		    app: web
+		  ports:
+		  - port: 80
+		    targetPort: 8080
+	EOF
+	ip=$(yget "$NS/services/web.yaml" spec.clusterIP)
+	[ -n "$ip" ]
+	wait_for "$MN_WAIT" ready_addresses web 4
+	addrs=$(for n in 0 1 2 3; do yget "$NS/endpoints/web.yaml" "subsets[0].addresses[$n].ip"; done | sort)
+	want=$(awk '{ print $4 }' "$WORK/web-now" | sort)
+	if [ "$addrs" != "$want" ]; then
+		echo "endpoints of web: $addrs; pods of web: $want" >&2
+		false
+	fi
+
+	svc_client client-a "$MN_NODE_A" "$ip"
+	svc_client client-b "$MN_NODE_B" "$ip"
+	for client in client-a client-b; do
+		wait_for 120 phase_in "$client" Succeeded Failed
+		wait_for 10 sh -c "[ \$(wc -l <'$NS/pods/$client/logs/main') -ge 40 ]"
+		echo "$client on $(pget "$client" spec.nodeName) got:" >&2
+		sort "$NS/pods/$client/logs/main" | uniq -c >&2
+	done
+	for client in client-a client-b; do
+		phase_is "$client" Succeeded
+		! log_has "$client" main failed
+		if ! answered_from "$client" "$MN_NODE_A" || ! answered_from "$client" "$MN_NODE_B"; then
+			echo "$client was not answered from pods on both nodes" >&2
+			false
+		fi
+	done
+
+	uids=("$(uid_of client-a)" "$(uid_of client-b)")
+	rm -f "$NS/pods/client-a.yaml" "$NS/pods/client-b.yaml"
+	rm -f "$NS/services/web.yaml"
+	wait_for 30 released_on a "${uids[0]}"
+	wait_for 30 released_on b "${uids[1]}"
+	# The last Service gone, so is each node's table.
+	wait_for 10 table_gone_on a "$MN_NODE_A"
+	wait_for 10 table_gone_on b "$MN_NODE_B"
 }
 
 @test "an agent killed with SIGKILL: its node goes NotReady and its pods are replaced on the other node" {
