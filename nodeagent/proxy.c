@@ -18,9 +18,12 @@
  *   output (nat, dstnat)      the host's own traffic
  *       -> services: ClusterIP:port -> svcN; a local address (not
  *          127/8) with a nodePort -> mark, then svcN
- *   svcN: numgen random mod K vmap to epN_0 .. epN_K-1
- *   epN_I: from the endpoint itself (a pod reaching itself through its
- *          service, hairpin): mark; then dnat to the endpoint
+ *   svcN: with sessionAffinity ClientIP, a client in set affN_I goes
+ *         back to epN_I; then numgen random mod K vmap to epN_0 .. epN_K-1
+ *   epN_I: with affinity, remember the client in affN_I (timeout
+ *          timeoutSeconds, renewed by each new connection); from the
+ *          endpoint itself (a pod reaching itself through its service,
+ *          hairpin): mark; then dnat to the endpoint
  *   postrouting (nat, srcnat): marked -> masquerade
  *
  * Inputs come from files anyone with write access to the cluster can
@@ -43,6 +46,11 @@
 #define PROXY_MARK "0x00004000"
 
 #define PROXY_RETRY_MS 1000
+
+/* sessionAffinityConfig.clientIP.timeoutSeconds: Kubernetes' default and
+ * bound. */
+#define PROXY_AFFINITY_DEFAULT 10800
+#define PROXY_AFFINITY_MAX     86400
 
 struct proxy {
 	char *table;
@@ -169,32 +177,47 @@ static unsigned ready_endpoints(const struct ynode *eps, const char *pname, cons
 	return n;
 }
 
-/* The chains of one service port: svcN over its n endpoints (list). */
+/* The chains of one service port: svcN over its n endpoints (list). With
+ * affinity seconds, as kube-proxy's nftables mode: one set of clients per
+ * endpoint, filled by the endpoint's chain, looked up first by svcN. */
 static void service_chains(struct script *s, unsigned svc, const char *proto, const char *list,
-			   unsigned n)
+			   unsigned n, int affinity)
 {
 	char ip[INET_ADDRSTRLEN];
 	int port;
 	unsigned i = 0;
 
-	sb_printf(&s->chains, "\tchain svc%u {\n\t\tnumgen random mod %u vmap { ", svc, n);
+	sb_printf(&s->chains, "\tchain svc%u {\n", svc);
+	for (i = 0; affinity && i < n; i++)
+		sb_printf(&s->chains, "\t\tip saddr @aff%u_%u goto ep%u_%u\n", svc, i, svc, i);
+	sb_printf(&s->chains, "\t\tnumgen random mod %u vmap { ", n);
 	for (i = 0; i < n; i++)
 		sb_printf(&s->chains, "%s%u : goto ep%u_%u", i ? ", " : "", i, svc, i);
 	sb_puts(&s->chains, " }\n\t}\n");
 	for (i = 0; *list && sscanf(list, "%15s %d", ip, &port) == 2; i++) {
+		if (affinity)
+			sb_printf(&s->chains,
+				  "\tset aff%u_%u {\n"
+				  "\t\ttype ipv4_addr\n"
+				  "\t\tflags dynamic,timeout\n"
+				  "\t\ttimeout %ds\n"
+				  "\t}\n",
+				  svc, i, affinity);
+		sb_printf(&s->chains, "\tchain ep%u_%u {\n", svc, i);
+		if (affinity)
+			sb_printf(&s->chains, "\t\tupdate @aff%u_%u { ip saddr }\n", svc, i);
 		sb_printf(&s->chains,
-			  "\tchain ep%u_%u {\n"
 			  "\t\tip saddr %s meta mark set meta mark | " PROXY_MARK "\n"
 			  "\t\tmeta l4proto %s dnat to %s:%d\n"
 			  "\t}\n",
-			  svc, i, ip, proto, ip, port);
+			  ip, proto, ip, port);
 		list = strchr(list, '\n') + 1;
 	}
 }
 
 /* The rules of one port of a service. */
 static void service_port(struct script *s, const char *ns, const char *name, const char *cluster_ip,
-			 const struct ynode *eps, const struct ynode *sp)
+			 int affinity, const struct ynode *eps, const struct ynode *sp)
 {
 	const char *pname = y_path_str(sp, "name");
 	const char *proto = proto_of(sp);
@@ -207,7 +230,7 @@ static void service_port(struct script *s, const char *ns, const char *name, con
 	n = ready_endpoints(eps, pname, proto, &list);
 	if (n) {
 		s->nsvc++;
-		service_chains(s, svc, proto, list.buf, n);
+		service_chains(s, svc, proto, list.buf, n, affinity);
 		sb_printf(&s->rules,
 			  "\t\tip daddr %s %s dport %d goto svc%u comment \"%s/%s:%s\"\n",
 			  cluster_ip, proto, port, svc, ns, name, pname ? pname : "");
@@ -219,6 +242,19 @@ static void service_port(struct script *s, const char *ns, const char *name, con
 				  proto, node_port, svc, ns, name, pname ? pname : "");
 	}
 	sb_free(&list);
+}
+
+/* The affinity timeout in seconds of svc; 0: none. */
+static int affinity_of(const struct ynode *svc)
+{
+	const char *aff = y_path_str(svc, "spec.sessionAffinity");
+	const struct ynode *t = y_path(svc, "spec.sessionAffinityConfig.clientIP.timeoutSeconds");
+
+	if (!aff || strcmp(aff, "ClientIP"))
+		return 0;
+	if (t && t->type == Y_INT && t->i > 0 && t->i <= PROXY_AFFINITY_MAX)
+		return (int)t->i;
+	return PROXY_AFFINITY_DEFAULT;
 }
 
 static void service_rules(struct ctl *c, const char *ns, const char *name, const struct ynode *svc,
@@ -236,7 +272,7 @@ static void service_rules(struct ctl *c, const char *ns, const char *name, const
 		return;
 	const struct ynode *eps = ctl_get(c, s->ep_kind, ns, name);
 	for (size_t i = 0; ports && ports->type == Y_SEQ && i < ports->n; i++)
-		service_port(s, ns, name, ip, eps, ports->v[i]);
+		service_port(s, ns, name, ip, affinity_of(svc), eps, ports->v[i]);
 }
 
 /* The whole script for the services in c's cache; caller frees. */

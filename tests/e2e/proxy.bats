@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # Services on a real node: the agent's nftables table sends a ClusterIP's
 # traffic, from pods and from the host, and a nodePort's, to the ready
-# endpoints at random; a deleted Service leaves no rule behind.
+# endpoints at random, or with sessionAffinity ClientIP one per client; a
+# deleted Service leaves no rule behind.
 #
 # Three busybox httpd pods serve their hostname; a client pod fetches the
 # ClusterIP many times and prints what it got. Needs what runtime.bats
@@ -183,4 +184,60 @@ fetch_all() {
 	rm -f "$NS/services/solo.yaml"
 	wait_for 10 table_gone
 	rm_pods solo
+}
+
+@test "sessionAffinity ClientIP keeps a client on one endpoint; without it the same client is spread" {
+	web_pod web-0
+	web_pod web-1
+	web_pod web-2
+	new_service web ClusterIP
+	new_object services sticky <<-EOF
+		apiVersion: v1
+		kind: Service
+		metadata:
+		  name: sticky
+		spec:
+		  selector: {app: web}
+		  sessionAffinity: ClientIP
+		  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}
+		  ports:
+		  - {name: http, port: 80, targetPort: http}
+	EOF
+	wait_for 60 ready_addresses web 3
+	wait_for 60 ready_addresses sticky 3
+	ip=$(yget "$NS/services/web.yaml" spec.clusterIP)
+	sticky=$(yget "$NS/services/sticky.yaml" spec.clusterIP)
+	wait_for 10 table_has "ip daddr $sticky tcp dport 80"
+	table_has "timeout 10m"
+
+	new_pod client <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: client
+		spec:
+		  restartPolicy: Never
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command:
+		    - sh
+		    - -c
+		    - |
+		      get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 \$1 80 | tail -n 1; }
+		      for i in \$(seq 20); do r=\$(get $ip); echo "plain \${r:-failed}"; done
+		      for i in \$(seq 20); do r=\$(get $sticky); echo "sticky \${r:-failed}"; done
+	EOF
+	wait_for 120 phase_is client Succeeded
+	log_of client main | sort | uniq -c >&2
+	! log_has client main failed
+	# 20 random picks among 3 landing on one: a chance of 3 in 3^20.
+	[ "$(grep '^plain ' "$NS/pods/client/logs/main" | sort -u | wc -l)" -gt 1 ]
+	[ "$(grep -c '^sticky web-' "$NS/pods/client/logs/main")" = 20 ]
+	[ "$(grep '^sticky ' "$NS/pods/client/logs/main" | sort -u | wc -l)" = 1 ]
+
+	rm -f "$NS/services/web.yaml" "$NS/services/sticky.yaml"
+	wait_for 10 table_gone
+	rm_pods client web-0 web-1 web-2
 }
