@@ -2,7 +2,8 @@
 # Services on a real node: the agent's nftables table sends a ClusterIP's
 # traffic, from pods and from the host, and a nodePort's, to the ready
 # endpoints at random, or with sessionAffinity ClientIP one per client; a
-# deleted Service leaves no rule behind.
+# deleted Service leaves no rule behind; a Deployment's backend that turns
+# unready leaves the rotation and returns, and scaling adds backends.
 #
 # Three busybox httpd pods serve their hostname; a client pod fetches the
 # ClusterIP many times and prints what it got. Needs what runtime.bats
@@ -240,4 +241,131 @@ fetch_all() {
 	rm -f "$NS/services/web.yaml" "$NS/services/sticky.yaml"
 	wait_for 10 table_gone
 	rm_pods client web-0 web-1 web-2
+}
+
+# dweb_pods: the Deployment dweb's pods, one name a line.
+dweb_pods() {
+	local f
+	for f in "$NS"/pods/dweb-*.yaml; do
+		[ -e "$f" ] || continue
+		f=${f##*/}
+		echo "${f%.yaml}"
+	done
+}
+
+dweb_gone() { [ -z "$(dweb_pods)" ]; }
+
+# dweb_root NAME: /proc/PID/root of NAME's httpd, found by its home, which
+# holds the pod's name: the test reaches into the container from there.
+dweb_root() {
+	local pid
+	for pid in $(pgrep -f -- "httpd -f -p 8080 -h /srv/$RT_NODE"); do
+		if [ "$(cat "/proc/$pid/root/srv/$RT_NODE/index.html" 2>/dev/null)" = "$1" ]; then
+			echo "/proc/$pid/root"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# fetch_seen URL N NAME...: N requests from the host, until each NAME
+# answered; prints what answered, one a line, to $WORK/seen.
+fetch_seen() {
+	local url=$1 n=$2 i out name
+	shift 2
+	: >"$WORK/seen"
+	for i in $(seq "$n"); do
+		out=$(curl -s -m 2 "$url") || out=failed
+		echo "${out:-failed}" >>"$WORK/seen"
+		for name in "$@"; do
+			grep -qxF -- "$name" "$WORK/seen" || continue 2
+		done
+		return 0
+	done
+	sort "$WORK/seen" | uniq -c >&2
+	return 1
+}
+
+@test "a Deployment's Service: an unready backend leaves the rotation and returns; scaling to 5 adds backends" {
+	new_object deployments dweb <<-'EOF'
+		apiVersion: apps/v1
+		kind: Deployment
+		metadata:
+		  name: dweb
+		spec:
+		  replicas: 3
+		  selector:
+		    matchLabels:
+		      app: dweb
+		  template:
+		    metadata:
+		      labels:
+		        app: dweb
+		    spec:
+		      terminationGracePeriodSeconds: 1
+		      containers:
+		      - name: httpd
+		        image: @IMAGE@
+		        command: [sh, -c, 'mkdir -p /srv/@NODE@ && hostname >/srv/@NODE@/index.html && touch /tmp/ready && exec httpd -f -p 8080 -h /srv/@NODE@']
+		        ports:
+		        - {name: http, containerPort: 8080}
+		        readinessProbe:
+		          exec:
+		            command: [test, -e, /tmp/ready]
+		          periodSeconds: 1
+		          failureThreshold: 1
+	EOF
+	new_object services dweb <<-'EOF'
+		apiVersion: v1
+		kind: Service
+		metadata:
+		  name: dweb
+		spec:
+		  selector: {app: dweb}
+		  ports:
+		  - {name: http, port: 80, targetPort: http}
+	EOF
+	wait_for 60 ready_addresses dweb 3
+	ip=$(yget "$NS/services/dweb.yaml" spec.clusterIP)
+	wait_for 10 table_has "ip daddr $ip tcp dport 80"
+	mapfile -t pods < <(dweb_pods)
+	[ "${#pods[@]}" -eq 3 ]
+	for p in "${pods[@]}"; do note_uid "$(uid_of "$p")"; done
+	fetch_seen "http://$ip:80/" 60 "${pods[@]}"
+
+	# One backend unready: out of the Endpoints and of the table.
+	victim=${pods[0]}
+	victim_ip=$(pget "$victim" status.podIP)
+	root=$(dweb_root "$victim")
+	table_has "dnat to $victim_ip:"
+	rm "$root/tmp/ready"
+	wait_for 20 condition_is "$victim" Ready False
+	wait_for 20 ready_addresses dweb 2
+	wait_for 10 eval '! table_has "dnat to $victim_ip:"'
+	# 30 requests, none to it: a chance of (2/3)^30 if it were still in.
+	fetch_seen "http://$ip:80/" 30 no-such-pod || true
+	! grep -qxF -- "$victim" "$WORK/seen"
+	! grep -qx failed "$WORK/seen"
+	grep -qxF -- "${pods[1]}" "$WORK/seen"
+	grep -qxF -- "${pods[2]}" "$WORK/seen"
+
+	# Ready again: back in the rotation.
+	touch "$root/tmp/ready"
+	wait_for 20 condition_is "$victim" Ready True
+	wait_for 20 ready_addresses dweb 3
+	fetch_seen "http://$ip:80/" 60 "${pods[@]}"
+
+	# Scaled to 5: five backends answer.
+	echo 5 >"$NS/deployments/dweb/replicas"
+	wait_for 60 ready_addresses dweb 5
+	mapfile -t pods < <(dweb_pods)
+	[ "${#pods[@]}" -eq 5 ]
+	for p in "${pods[@]}"; do note_uid "$(uid_of "$p")"; done
+	fetch_seen "http://$ip:80/" 100 "${pods[@]}"
+
+	rm -f "$NS/deployments/dweb.yaml"
+	wait_for 60 dweb_gone
+	rm -f "$NS/services/dweb.yaml"
+	wait_for 10 table_gone
+	wait_for 30 _rt_all_released
 }
