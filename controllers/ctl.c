@@ -74,13 +74,6 @@ struct ctl {
 	int64_t next_tick;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void *ctl_arg(struct ctl *c)
 {
 	return c->arg;

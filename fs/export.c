@@ -72,13 +72,6 @@ struct export {
 
 extern char **environ;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits on x->cond until the monotonic deadline; expects x->lock held. */
 static int wait_until(struct export *x, int64_t deadline)
 {

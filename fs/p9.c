@@ -72,13 +72,6 @@ struct p9 {
 	uint32_t next_fid;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {

@@ -46,7 +46,6 @@
 #include "dns.h"
 #include "owners.h"
 #include "proxy.h"
-#include "runtime-crun-internal.h"
 
 #if defined(__x86_64__)
 #define AGENT_ARCH "amd64"
@@ -107,13 +106,6 @@ struct agent {
 static const char *const agent_kinds[] = {"pods", "nodes", NULL};
 /* With real pod networking, Services are the node's too (proxy.c). */
 static const char *const agent_kinds_proxy[] = {"pods", "nodes", "services", "endpoints", NULL};
-
-static int64_t agent_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void agent_ip_str(uint32_t ip, char out[INET_ADDRSTRLEN])
 {
@@ -809,7 +801,7 @@ static void agent_notify(void *arg)
 static void agent_tick(struct ctl *c)
 {
 	struct agent *a = ctl_arg(c);
-	int64_t now = agent_mono_ms(), period = a->heartbeat_ms;
+	int64_t now = mono_ms(), period = a->heartbeat_ms;
 
 	agent_adopt(c, a);
 	if (a->proxy)
@@ -865,10 +857,9 @@ struct agent *agent_new(const struct agent_config *cfg, struct agent_runtime *rt
 	a->pods = strmap_new();
 	a->by_uid = strmap_new();
 	nodes_init(a, cfg);
-	if (!strcmp(rt->name, "crun")) {
+	if (rt->run_dir) {
 		a->proxy = proxy_new(a->nodes[0].name);
-		/* The crun runtime's run dir: dnsmasq's files sit beside crun's. */
-		cleanup_free char *dir = xasprintf("%s/dns", ((const struct crun_rt *)rt)->run_dir);
+		cleanup_free char *dir = xasprintf("%s/dns", rt->run_dir);
 		a->dns = dns_new(a->nodes[0].name, dir);
 		a->svc_kind = kind_by_plural("services");
 		a->ep_kind = kind_by_plural("endpoints");

@@ -52,13 +52,6 @@ struct dns {
 	int backoff_ms;
 };
 
-static int64_t dns_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int dns_server_of(const char *cidr, char out[INET_ADDRSTRLEN])
 {
 	char net[INET_ADDRSTRLEN];
@@ -325,7 +318,7 @@ static void dns_write(struct dns *d, struct ctl *c)
 
 void dns_tick(struct dns *d, struct ctl *c, const char *cidr)
 {
-	int64_t now = dns_mono_ms();
+	int64_t now = mono_ms();
 	char server[INET_ADDRSTRLEN] = "";
 	bool running = dns_running(d, now);
 

@@ -206,7 +206,7 @@ static const char *restart_policy(struct crun_pod *p)
 
 static void probes_arm(struct crun_ctr *c)
 {
-	int64_t now = crun_mono_ms();
+	int64_t now = mono_ms();
 	struct probe *all[] = {&c->live, &c->readiness, &c->startup};
 	const char *keys[] = {"livenessProbe", "readinessProbe", "startupProbe"};
 
@@ -231,7 +231,7 @@ static void start_failed(struct crun_pod *p, struct crun_ctr *c, const char *rea
 			 const struct err *e)
 {
 	c->fails++;
-	c->retry_at = crun_mono_ms() + backoff_ms(p, c->fails);
+	c->retry_at = mono_ms() + backoff_ms(p, c->fails);
 	fprintf(stderr, "clusterfs agent: pods/%s/%s: container %s: %s\n", p->ns, p->name, c->name,
 		e->msg);
 	publish_waiting(p, c, reason, e->msg);
@@ -289,7 +289,7 @@ static void launch(struct crun_pod *p, struct crun_ctr *c)
 	}
 	c->conmon = conmon;
 	c->pidfd = proc_pidfd(conmon);
-	c->run_since = crun_mono_ms();
+	c->run_since = mono_ms();
 	probes_arm(c);
 	pthread_mutex_lock(&p->rt->lock);
 	if (c->started_at[0])
@@ -320,7 +320,7 @@ static void ended(struct crun_pod *p, struct crun_ctr *c)
 	c->conmon = 0;
 	ship_logs(p, c);
 	ctr_clean(p, c);
-	if (crun_mono_ms() - c->run_since > 2 * MAX_BACKOFF_MS)
+	if (mono_ms() - c->run_since > 2 * MAX_BACKOFF_MS)
 		c->fails = 0;
 	pthread_mutex_lock(&p->rt->lock);
 	c->state = CTR_TERMINATED;
@@ -351,7 +351,7 @@ static void plan_restart(struct crun_pod *p, struct crun_ctr *c)
 	char msg[512];
 
 	c->fails++;
-	c->retry_at = crun_mono_ms() + delay;
+	c->retry_at = mono_ms() + delay;
 	snprintf(msg, sizeof(msg), "back-off %llds restarting failed container=%s pod=%s_%s(%s)",
 		 (long long)(delay / 1000), c->name, p->name, p->ns, p->uid);
 	pthread_mutex_lock(&p->rt->lock);
@@ -391,7 +391,7 @@ static void stop_ctr(struct crun_pod *p, struct crun_ctr *c, int grace_s)
 
 static void probe_step(struct crun_pod *p, struct crun_ctr *c, struct probe *pr, int64_t *next)
 {
-	int64_t now = crun_mono_ms();
+	int64_t now = mono_ms();
 
 	if (!pr->spec)
 		return;
@@ -469,7 +469,7 @@ static int64_t pull_failed_at(struct crun_pod *p, const struct crun_ctr *c)
 /* Runs, restarts or waits for c; true when it is done for good. */
 static bool ctr_step(struct crun_pod *p, struct crun_ctr *c, int64_t *next)
 {
-	int64_t now = crun_mono_ms();
+	int64_t now = mono_ms();
 
 	if (c->state == CTR_TERMINATED) {
 		if (!wants_restart(p, c))
@@ -558,7 +558,7 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 
 static void step(struct crun_pod *p, int64_t *next)
 {
-	int64_t now = crun_mono_ms();
+	int64_t now = mono_ms();
 
 	if (!p->sandbox) {
 		struct err e = {0};
@@ -591,7 +591,7 @@ static void wait_events(struct crun_pod *p, int64_t next)
 	struct pollfd fds[p->nctrs + 1];
 	nfds_t n = 0;
 	char buf[64];
-	int64_t left = next - crun_mono_ms();
+	int64_t left = next - mono_ms();
 
 	fds[n++] = (struct pollfd){p->wake[0], POLLIN, 0};
 	for (size_t i = 0; i < p->nctrs; i++)
@@ -604,7 +604,7 @@ static void wait_events(struct crun_pod *p, int64_t next)
 
 static void stop_all(struct crun_pod *p, int grace_s)
 {
-	int64_t deadline = crun_mono_ms() + grace_s * 1000LL;
+	int64_t deadline = mono_ms() + grace_s * 1000LL;
 
 	for (size_t i = 0; i < p->nctrs; i++)
 		if (p->ctrs[i].state == CTR_RUNNING)
@@ -614,10 +614,10 @@ static void stop_all(struct crun_pod *p, int grace_s)
 		bool running = false;
 		for (size_t i = 0; i < p->nctrs; i++)
 			running |= p->ctrs[i].state == CTR_RUNNING;
-		int64_t left = deadline - crun_mono_ms();
+		int64_t left = deadline - mono_ms();
 		if (!running || left <= 0)
 			break;
-		wait_events(p, crun_mono_ms() + (left < 1000 ? left : 1000));
+		wait_events(p, mono_ms() + (left < 1000 ? left : 1000));
 	}
 	for (size_t i = 0; i < p->nctrs; i++)
 		stop_ctr(p, &p->ctrs[i], 0);
@@ -661,7 +661,7 @@ static void adopt(struct crun_pod *p)
 		if ((c->conmon = ctr_monitor(c->dir)) > 0) {
 			c->pidfd = proc_pidfd(c->conmon);
 			c->state = CTR_RUNNING;
-			c->run_since = crun_mono_ms();
+			c->run_since = mono_ms();
 			probes_arm(c);
 			c->started = !c->startup.spec;
 			c->ready = !c->readiness.spec && !c->init;
@@ -710,7 +710,7 @@ void *pod_main(void *arg)
 	pod_save(p);
 	pod_changed(p);
 	while ((o = order(p)) == W_RUN) {
-		int64_t now = crun_mono_ms(), next = now + LOG_PERIOD_MS;
+		int64_t now = mono_ms(), next = now + LOG_PERIOD_MS;
 		step(p, &next);
 		if (now - last_ship >= LOG_PERIOD_MS) {
 			for (size_t i = 0; i < p->nctrs; i++)

@@ -90,13 +90,6 @@ static void child(const char *const argv[], const struct proc_opts *o, char **en
 	_exit(127);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads both pipes to their end, or until the deadline; false on timeout. */
 static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err,
 		    int64_t deadline, int writefd, const char *input)

@@ -60,13 +60,6 @@ struct proxy {
 	char *last_error; /* not to log the same failure every second */
 };
 
-static int64_t proxy_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct proxy *proxy_new(const char *node)
 {
 	struct proxy *p = xcalloc(1, sizeof(*p));
@@ -325,7 +318,7 @@ static int nft_apply(const char *script, struct err *e)
 
 void proxy_tick(struct proxy *p, struct ctl *c)
 {
-	int64_t now = proxy_mono_ms();
+	int64_t now = mono_ms();
 	struct err e = {0};
 
 	if (!p->dirty || now < p->retry_at)

@@ -94,7 +94,6 @@ struct crun_rt {
 void *pod_main(void *arg);
 /* Marks p changed and wakes the agent; takes rt->lock. */
 void pod_changed(struct crun_pod *p);
-int64_t crun_mono_ms(void);
 
 /* The pod spec, made concrete (podspec.c). */
 int pod_files(struct crun_pod *p, struct err *e);

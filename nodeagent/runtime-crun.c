@@ -22,13 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t crun_mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void pod_changed(struct crun_pod *p)
 {
 	struct crun_rt *rt = p->rt;
@@ -446,6 +439,7 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 	rt->rt = (struct agent_runtime){
 		.name = "crun",
 		.version = rt->version,
+		.run_dir = rt->run_dir,
 		.start_pod = crun_start_pod,
 		.stop_pod = crun_stop_pod,
 		.pod_status = crun_pod_status,

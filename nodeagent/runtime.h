@@ -39,6 +39,12 @@ struct agent_runtime {
 	/* The node's status.nodeInfo.containerRuntimeVersion: "crun://1.8.1". */
 	const char *version;
 	/*
+	 * Where the runtime keeps the node's state that lives until reboot;
+	 * the agent's node services (dnsmasq) keep theirs beside it. NULL for
+	 * a runtime that runs nothing on the node (simulated): no services.
+	 */
+	const char *run_dir;
+	/*
 	 * Makes pod (the object as the agent read it) run with the address
 	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs, or
 	 * finds still running after an agent restart, is adopted: 0, nothing

@@ -79,6 +79,8 @@ void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, 
 char **strmap_keys(const struct strmap *m, size_t *n);
 
 int64_t now_ns(void);
+/* The monotonic clock in milliseconds: for intervals and deadlines. */
+int64_t mono_ms(void);
 /* *ts = the realtime clock ms milliseconds from now: a deadline for
  * pthread_cond_timedwait() and its kind. */
 void deadline_ms(struct timespec *ts, int ms);
