@@ -383,9 +383,11 @@ rt_teardown_file() {
 		done
 	fi
 	if [ -n "$RT_RUN" ]; then
+		local comm
 		for pid in $(pgrep -f -- "$RT_RUN"); do
-			[ "$(cat /proc/"$pid"/comm 2>/dev/null)" = conmon ] || continue
-			echo "teardown: conmon $pid was left" | _rt_say
+			comm=$(cat /proc/"$pid"/comm 2>/dev/null)
+			case $comm in conmon | dnsmasq) ;; *) continue ;; esac
+			echo "teardown: $comm $pid was left" | _rt_say
 			kill -9 "$pid" 2>/dev/null || true
 		done
 	fi
