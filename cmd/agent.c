@@ -31,15 +31,16 @@
 
 int cmd_agent(int argc, char **argv);
 
-#define AGENT_STATE "/var/lib/clusterfs/agent"
-#define AGENT_RUN "/run/clusterfs"
+#define AGENT_STATE  "/var/lib/clusterfs/agent"
+#define AGENT_RUN    "/run/clusterfs"
 #define MAX_INSECURE 16
 
 static int agent_usage(FILE *out)
 {
 	fputs("usage: clusterfs agent --view DIR --node NAME [--simulated [--nodes N]]\n"
 	      "       clusterfs agent --server ADDR:PORT [--auth none|munge] --node NAME ...\n"
-	      "                       [--capacity cpu=4,memory=8Gi,pods=110] [--heartbeat SECONDS]\n"
+	      "                       [--capacity cpu=4,memory=8Gi,pods=110] [--heartbeat "
+	      "SECONDS]\n"
 	      "                       [--state-dir DIR] [--run-dir DIR] [--bridge NAME]\n"
 	      "                       [--registry HOST] [--insecure-registry HOST:PORT]...\n"
 	      "                       [--pids-limit N] [--backoff SECONDS]\n"
@@ -163,8 +164,9 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			break;
 		case 'B':
 			if (!*optarg || strlen(optarg) > 15 || strpbrk(optarg, "/ \t"))
-				return agent_bad("--bridge \"%s\": an interface name of 1 to 15 characters",
-						 optarg);
+				return agent_bad(
+					"--bridge \"%s\": an interface name of 1 to 15 characters",
+					optarg);
 			o->crun.bridge = optarg;
 			break;
 		case 'r':
@@ -179,13 +181,15 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (*end || end == optarg || n < 0 || n > 1 << 22)
-				return agent_bad("--pids-limit \"%s\": a number, 0 for none", optarg);
+				return agent_bad("--pids-limit \"%s\": a number, 0 for none",
+						 optarg);
 			o->crun.pids_limit = n;
 			break;
 		}
 		case 'k':
 			if (parse_seconds(optarg, &o->crun.backoff_ms) < 0)
-				return agent_bad("--backoff \"%s\": seconds, from 0.1 to 3600", optarg);
+				return agent_bad("--backoff \"%s\": seconds, from 0.1 to 3600",
+						 optarg);
 			break;
 		case 'N':
 			if (parse_nodes(optarg, &o->cfg.nodes) < 0)
@@ -239,8 +243,8 @@ static int agent_run(struct agent_opts *o)
 		if ((rc = agent_validate(o)) != 0)
 			goto out;
 	}
-	struct agent_runtime *rt = o->simulated ? agent_runtime_sim_new()
-						: agent_runtime_crun_new(&o->crun, &e);
+	struct agent_runtime *rt =
+		o->simulated ? agent_runtime_sim_new() : agent_runtime_crun_new(&o->crun, &e);
 	struct agent *a = rt ? agent_new(&o->cfg, rt, &e) : NULL;
 	if (!a) {
 		fprintf(stderr, "clusterfs agent: %s\n", e.msg);
@@ -267,8 +271,10 @@ out:
 int cmd_agent(int argc, char **argv)
 {
 	struct agent_opts o = {.cfg.heartbeat_ms = 10000,
-			       .crun = {.state_dir = AGENT_STATE, .run_dir = AGENT_RUN,
-					.bridge = "cfs0", .pids_limit = 4096}};
+			       .crun = {.state_dir = AGENT_STATE,
+					.run_dir = AGENT_RUN,
+					.bridge = "cfs0",
+					.pids_limit = 4096}};
 	int r;
 
 	if ((r = agent_parse(argc, argv, &o)) != 0)

@@ -39,11 +39,12 @@ int cmd_mount(int argc, char **argv);
 
 #define DEFAULT_MOUNT "/cluster"
 #define DEFAULT_STATE "/var/lib/clusterfs"
-#define UP_LISTEN "127.0.0.1:564" /* 9P's own port */
+#define UP_LISTEN     "127.0.0.1:564" /* 9P's own port */
 
 static int usage(FILE *out)
 {
-	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] [--eviction-timeout S]\n"
+	fputs("usage: clusterfs server --mount DIR --state DIR [--node-grace S] "
+	      "[--eviction-timeout S]\n"
 	      "                        [--log-limit BYTES] [--service-cidr CIDR]\n"
 	      "                        [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
@@ -176,8 +177,9 @@ static void *local_starter(void *arg)
 	if (local_start(ln, &e) < 0)
 		fprintf(stderr, "clusterfs: no node agent: %s\n", e.msg);
 	else
-		fprintf(stderr, "clusterfs: node agent for this machine runs pods with crun, "
-				"through 9P on %s\n",
+		fprintf(stderr,
+			"clusterfs: node agent for this machine runs pods with crun, "
+			"through 9P on %s\n",
 			ln->listen);
 	return NULL;
 }
@@ -417,8 +419,9 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "server"))
 		return cmd_server(argc - 1, argv + 1, NULL, NULL, NULL);
 	if (!strcmp(argv[1], "up")) {
-		struct up_opts up = {
-			.crun = {.bridge = "cfs0", .pids_limit = 4096, .run_dir = "/run/clusterfs"}};
+		struct up_opts up = {.crun = {.bridge = "cfs0",
+					      .pids_limit = 4096,
+					      .run_dir = "/run/clusterfs"}};
 		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE, &up);
 	}
 	if (!strcmp(argv[1], "agent"))

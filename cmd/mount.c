@@ -68,7 +68,8 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case 'A':
 			if (strcmp(optarg, "none") && strcmp(optarg, "munge")) {
-				fprintf(stderr, "clusterfs mount: --auth is none or munge, not \"%s\"\n",
+				fprintf(stderr,
+					"clusterfs mount: --auth is none or munge, not \"%s\"\n",
 					optarg);
 				return 2;
 			}

@@ -426,7 +426,8 @@ static void handle_event(struct ctl *c, const struct inotify_event *ev)
 	char name[256];
 
 	if (ev->mask & IN_Q_OVERFLOW) {
-		fprintf(stderr, "clusterfs: %s: inotify queue overflowed; listing everything again\n",
+		fprintf(stderr,
+			"clusterfs: %s: inotify queue overflowed; listing everything again\n",
 			c->ops->name);
 		relist(c);
 		return;
@@ -660,7 +661,8 @@ static void read_stream(struct ctl *c)
 	while ((n = read(c->lines[0], buf, sizeof(buf))) > 0)
 		sb_append(&c->partial, buf, (size_t)n);
 	char *start = c->partial.buf, *nl;
-	while (start && (nl = memchr(start, '\n', c->partial.len - (size_t)(start - c->partial.buf)))) {
+	while (start &&
+	       (nl = memchr(start, '\n', c->partial.len - (size_t)(start - c->partial.buf)))) {
 		*nl = 0;
 		stream_line(c, start);
 		start = nl + 1;
@@ -675,8 +677,9 @@ static void read_stream(struct ctl *c)
 static void *ctl_main(void *arg)
 {
 	struct ctl *c = arg;
-	struct pollfd fds[3] = {
-		{c->ifd, POLLIN, 0}, {c->wake[0], POLLIN, 0}, {c->streaming ? c->lines[0] : -1, POLLIN, 0}};
+	struct pollfd fds[3] = {{c->ifd, POLLIN, 0},
+				{c->wake[0], POLLIN, 0},
+				{c->streaming ? c->lines[0] : -1, POLLIN, 0}};
 
 	watch_roots(c);
 	if (!c->streaming)

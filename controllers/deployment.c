@@ -25,7 +25,7 @@
 
 #include "owners.h"
 
-#define REVISION "deployment.kubernetes.io/revision"
+#define REVISION   "deployment.kubernetes.io/revision"
 #define HASH_LABEL "pod-template-hash"
 
 static const char *const watched[] = {"deployments", "replicasets", NULL};
@@ -72,16 +72,15 @@ static long int_at(const struct ynode *obj, const char *path, long def)
 	return n && n->type == Y_INT ? (long)n->i : def;
 }
 
-
 /* The ReplicaSets a Deployment owns, new (its template's) and old. */
 struct family {
 	const struct ynode *d;
 	const char *uid;
 	char hash[16];
-	char *new_name;	   /* the new set's name, if it exists */
-	char **old;	   /* old sets' names, oldest revision first */
+	char *new_name; /* the new set's name, if it exists */
+	char **old;	/* old sets' names, oldest revision first */
 	size_t nold;
-	long max_revision; /* over every set */
+	long max_revision;  /* over every set */
 	const char *object; /* "deployment/NAME", for events */
 };
 
@@ -139,8 +138,8 @@ static int scale_set(struct ctl *c, const char *ns, const char *name, long n, lo
 	if (was == n && (revision <= 0 || deployment_revision(rs) == revision))
 		return 0;
 	if (was != n)
-		ctl_event(c, ns, "Normal", "ScalingReplicaSet", object, "Scaled %s replica set %s to %ld",
-			  n > was ? "up" : "down", name, n);
+		ctl_event(c, ns, "Normal", "ScalingReplicaSet", object,
+			  "Scaled %s replica set %s to %ld", n > was ? "up" : "down", name, n);
 	struct ynode *doc = y_clone(rs);
 	y_set(y_submap(doc, "spec"), "replicas", y_int(n));
 	if (revision > 0) {
@@ -265,7 +264,8 @@ static int prune_history(struct ctl *c, const char *ns, struct family *f)
 
 	for (size_t i = 0; i < f->nold; i++) {
 		const struct ynode *rs = rs_get(c, ns, f->old[i]);
-		idle += rs && int_at(rs, "spec.replicas", 1) == 0 && int_at(rs, "status.replicas", 0) == 0;
+		idle += rs && int_at(rs, "spec.replicas", 1) == 0 &&
+			int_at(rs, "status.replicas", 0) == 0;
 	}
 	for (size_t i = 0; i < f->nold && idle > limit && r == 0; i++) {
 		const struct ynode *rs = rs_get(c, ns, f->old[i]);
@@ -285,7 +285,8 @@ static struct ynode *condition(const char *type, bool ok, const char *reason, co
 	const char *was = NULL, *since = NULL;
 
 	for (size_t i = 0; old && old->type == Y_SEQ && i < old->n; i++)
-		if (!strcmp(y_path_str(old->v[i], "type") ? y_path_str(old->v[i], "type") : "", type)) {
+		if (!strcmp(y_path_str(old->v[i], "type") ? y_path_str(old->v[i], "type") : "",
+			    type)) {
 			was = y_path_str(old->v[i], "status");
 			since = y_path_str(old->v[i], "lastTransitionTime");
 		}
@@ -314,7 +315,8 @@ static int write_status(struct ctl *c, const char *ns, const char *name, struct 
 	y_set(st, "updatedReplicas", y_int(n.updated));
 	y_set(st, "readyReplicas", y_int(n.ready));
 	y_set(st, "availableReplicas", y_int(n.available));
-	y_set(st, "unavailableReplicas", y_int(replicas > n.available ? replicas - n.available : 0));
+	y_set(st, "unavailableReplicas",
+	      y_int(replicas > n.available ? replicas - n.available : 0));
 	y_push(conds, condition("Available", n.available >= replicas - unavail,
 				n.available >= replicas - unavail ? "MinimumReplicasAvailable"
 								  : "MinimumReplicasUnavailable",

@@ -57,7 +57,8 @@
 
 enum state { STARTING, RUNNING, FAILED, STOPPING };
 
-struct export {
+struct export
+{
 	char *diod, *listen, *mount, *workdir;
 	const char *argv[16];
 	struct addrinfo *ai; /* where diod listens, to knock on */

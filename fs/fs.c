@@ -486,7 +486,8 @@ int fs_check_mountpoint(const char *mountpoint, struct err *e)
 			cleanup_free char *up = xasprintf("%s/..", mountpoint);
 			if (stat(up, &parent) == 0 && parent.st_dev != st.st_dev)
 				return err_set(e, EBUSY,
-					       "%s is already mounted (is another clusterfs running there?)",
+					       "%s is already mounted (is another clusterfs "
+					       "running there?)",
 					       mountpoint);
 		}
 		return S_ISDIR(st.st_mode)

@@ -31,10 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NTAGS 64
-#define ROOT_FID 0
-#define AUTH_FID 1
-#define FIRST_FID 2
+#define NTAGS	      64
+#define ROOT_FID      0
+#define AUTH_FID      1
+#define FIRST_FID     2
 #define DEFAULT_MSIZE (256 * 1024 + P9_IOHDR)
 
 /*
@@ -47,9 +47,9 @@ struct slot {
 	enum slot_state state;
 	uint8_t *reply; /* the whole message, when done */
 	size_t len;
-	int err;	      /* -ENOTCONN when the connection broke */
-	uint32_t free_fid;    /* a fid to give back when the reply comes */
-	uint16_t flushes;     /* for a Tflush: the tag it flushes, else P9_NOTAG */
+	int err;	   /* -ENOTCONN when the connection broke */
+	uint32_t free_fid; /* a fid to give back when the reply comes */
+	uint16_t flushes;  /* for a Tflush: the tag it flushes, else P9_NOTAG */
 };
 
 struct p9 {
@@ -61,7 +61,7 @@ struct p9 {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* slots done, slots freed, session up */
 	pthread_mutex_t wlock;
-	int fd;	     /* -1 while down; protected by lock */
+	int fd;	      /* -1 while down; protected by lock */
 	uint64_t gen; /* of the current session; 0 while down */
 	uint64_t last_gen;
 	uint32_t msize;
@@ -168,7 +168,8 @@ static char *munge_credential(const char *socket)
 	}
 	close(pipefd[1]);
 	while (pid > 0 && n < sizeof(buf) - 1 &&
-	       ((r = read(pipefd[0], buf + n, sizeof(buf) - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+	       ((r = read(pipefd[0], buf + n, sizeof(buf) - 1 - n)) > 0 ||
+		(r < 0 && errno == EINTR)))
 		n += r > 0 ? (size_t)r : 0;
 	close(pipefd[0]);
 	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))

@@ -122,7 +122,7 @@ static uint64_t get(struct cur *c, int bytes)
 	return v;
 }
 
-#define GET8(c) ((uint8_t)get(c, 1))
+#define GET8(c)	 ((uint8_t)get(c, 1))
 #define GET16(c) ((uint16_t)get(c, 2))
 #define GET32(c) ((uint32_t)get(c, 4))
 #define GET64(c) get(c, 8)

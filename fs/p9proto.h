@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define P9_NOTAG 0xffff
-#define P9_NOFID 0xffffffffu
-#define P9_HDR 7	  /* size, type, tag */
-#define P9_IOHDR 24	  /* the most a Tread/Twrite header may take of msize */
+#define P9_NOTAG    0xffff
+#define P9_NOFID    0xffffffffu
+#define P9_HDR	    7  /* size, type, tag */
+#define P9_IOHDR    24 /* the most a Tread/Twrite header may take of msize */
 #define P9_MAXWELEM 16 /* names in one Twalk */
 
 enum p9type {
@@ -116,12 +116,12 @@ struct p9reply {
 			uint32_t msize;
 			struct p9str version;
 		} version;
-		uint32_t ecode;	     /* Rlerror */
-		struct p9qid qid;    /* Rauth, Rattach, Rmkdir */
+		uint32_t ecode;	  /* Rlerror */
+		struct p9qid qid; /* Rauth, Rattach, Rmkdir */
 		struct {
 			struct p9qid qid;
 			uint32_t iounit;
-		} open;	     /* Rlopen, Rlcreate */
+		} open; /* Rlopen, Rlcreate */
 		struct {
 			uint16_t nwqid;
 			struct p9qid wqid[P9_MAXWELEM];

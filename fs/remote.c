@@ -39,9 +39,9 @@
 
 #include "fs.h"
 
-#define KEEP_NS 1000000000LL
-#define KEEP_MAX 4096
-#define HANDOFFS 16
+#define KEEP_NS	       1000000000LL
+#define KEEP_MAX       4096
+#define HANDOFFS       16
 #define HANDOFF_TTL_NS 1000000000LL
 
 /*
@@ -217,7 +217,8 @@ static size_t forget_lines(struct remote *r, char *buf, size_t len)
 			*path = '/'; /* "REV TYPE /PATH" */
 			forget(r, path);
 			size_t plen = strlen(path);
-			if (!strncmp(path, "/namespaces/", 12) && !strchr(path + 12, '/') && plen > 5) {
+			if (!strncmp(path, "/namespaces/", 12) && !strchr(path + 12, '/') &&
+			    plen > 5) {
 				path[plen - 5] = 0; /* /namespaces/NS.yaml -> /namespaces/NS */
 				forget(r, path);
 			}
@@ -357,8 +358,7 @@ static int file_fid(struct p9 *p, struct rfile *f, struct p9fid *out)
 	return rc;
 }
 
-static struct rfile *rfile_new(struct remote *r, const char *path, uint32_t flags,
-			       struct p9fid fid)
+static struct rfile *rfile_new(struct remote *r, const char *path, uint32_t flags, struct p9fid fid)
 {
 	struct rfile *f = xcalloc(1, sizeof(*f));
 
@@ -367,7 +367,8 @@ static struct rfile *rfile_new(struct remote *r, const char *path, uint32_t flag
 	f->flags = flags & ~(uint32_t)(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	f->fid = fid;
 	size_t len = strlen(path);
-	f->snapshot = (flags & O_ACCMODE) == O_RDONLY && len > 5 && !strcmp(path + len - 5, ".yaml");
+	f->snapshot =
+		(flags & O_ACCMODE) == O_RDONLY && len > 5 && !strcmp(path + len - 5, ".yaml");
 	f->eof = -1;
 	pthread_mutex_lock(&r->lock);
 	f->next = r->files;

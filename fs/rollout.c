@@ -117,7 +117,8 @@ int rollout_rollback(struct fs *fs, struct inode *in, const char *buf, size_t le
 	long rev = pick_revision(fs, in, text);
 	struct ynode *t = rev > 0 ? template_of(fs, in->ns, in->name, rev) : NULL;
 	if (!t) {
-		err_set(&e, EINVAL, "rollback: \"%s\" names no revision of deployment %s (see revisions/)",
+		err_set(&e, EINVAL,
+			"rollback: \"%s\" names no revision of deployment %s (see revisions/)",
 			text, in->name);
 		return fs_reject(fs, in->ns, origin, -EINVAL, &e);
 	}
@@ -126,8 +127,11 @@ int rollout_rollback(struct fs *fs, struct inode *in, const char *buf, size_t le
 		y_free(t);
 		return -ENOENT;
 	}
-	struct store_op op = {.type = OP_UPDATE, .kind = in->kind, .ns = in->ns,
-			      .name = in->name, .doc = y_clone(d->doc)};
+	struct store_op op = {.type = OP_UPDATE,
+			      .kind = in->kind,
+			      .ns = in->ns,
+			      .name = in->name,
+			      .doc = y_clone(d->doc)};
 	sobj_unref(d);
 	y_set(y_submap(op.doc, "spec"), "template", t);
 	if ((r = store_write(fs->store, &op, 1, &e)) < 0)
@@ -137,7 +141,8 @@ int rollout_rollback(struct fs *fs, struct inode *in, const char *buf, size_t le
 		toucher_announce(fs->toucher, op.change, path);
 	}
 	cleanup_free char *object = xasprintf("deployment/%s", in->name);
-	cleanup_free char *msg = xasprintf("Rolled back deployment %s to revision %ld", in->name, rev);
+	cleanup_free char *msg =
+		xasprintf("Rolled back deployment %s to revision %ld", in->name, rev);
 	store_event(fs->store, in->ns, "Normal", "DeploymentRollback", object, msg);
 	return 0;
 }

@@ -71,7 +71,7 @@ struct agent_node {
 	int64_t next_beat;	  /* monotonic ms; 0: not yet registered */
 	bool prepared;		  /* range chosen */
 	struct agent_range range;
-	int failing;		  /* the errno its last heartbeat failed with, said once */
+	int failing; /* the errno its last heartbeat failed with, said once */
 };
 
 /* A pod the agent has taken on. */

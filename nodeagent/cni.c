@@ -36,9 +36,8 @@ static int cidr_gateway(const char *cidr, char out[INET_ADDRSTRLEN])
 	return 0;
 }
 
-static int plugin(const struct cni_config *c, const char *type, const char *cmd,
-		  const char *netns, const char *ifname, const char *args, const char *conf,
-		  struct err *e)
+static int plugin(const struct cni_config *c, const char *type, const char *cmd, const char *netns,
+		  const char *ifname, const char *args, const char *conf, struct err *e)
 {
 	cleanup_free char *path = xasprintf("%s/%s", c->bin_dir, type);
 	cleanup_free char *e_cmd = xasprintf("CNI_COMMAND=%s", cmd);

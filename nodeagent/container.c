@@ -47,7 +47,8 @@ int ctr_mount(const char *dir, const char *lower, struct err *e)
 	cleanup_free char *rootfs = xasprintf("%s/rootfs", dir);
 	cleanup_free char *upper = xasprintf("%s/upper", dir);
 	cleanup_free char *work = xasprintf("%s/work", dir);
-	cleanup_free char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+	cleanup_free char *opts =
+		xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
 
 	if (mkdir_p(rootfs, 0755) < 0 || mkdir_p(upper, 0755) < 0 || mkdir_p(work, 0700) < 0)
 		return err_set(e, errno, "%s: %s", dir, strerror(errno));
@@ -110,12 +111,35 @@ int ctr_create(const struct ctr_env *env, const char *dir, const char *id, pid_t
 	cleanup_free char *log = xasprintf("k8s-file:%s/log", dir);
 	cleanup_free char *exits = xasprintf("%s/exit", dir);
 	cleanup_free char *root = xasprintf("--root=%s", env->crun_root);
-	const char *argv[] = {"conmon", "--api-version", "1", "-c", id, "-u", id,
-			      "-r", env->crun, "-b", dir, "-p", pidfile,
-			      "--conmon-pidfile", cpidfile, "-l", log, "-n", id,
-			      "--exit-dir", exits, "--socket-dir-path", env->sock_dir,
-			      "--runtime-arg", root, "--log-size-max", "8388608",
-			      "--syslog", NULL};
+	const char *argv[] = {"conmon",
+			      "--api-version",
+			      "1",
+			      "-c",
+			      id,
+			      "-u",
+			      id,
+			      "-r",
+			      env->crun,
+			      "-b",
+			      dir,
+			      "-p",
+			      pidfile,
+			      "--conmon-pidfile",
+			      cpidfile,
+			      "-l",
+			      log,
+			      "-n",
+			      id,
+			      "--exit-dir",
+			      exits,
+			      "--socket-dir-path",
+			      env->sock_dir,
+			      "--runtime-arg",
+			      root,
+			      "--log-size-max",
+			      "8388608",
+			      "--syslog",
+			      NULL};
 	const char *senv[] = {"_OCI_SYNCPIPE=3", NULL};
 	int fds[2], r;
 
@@ -141,13 +165,13 @@ int ctr_create(const struct ctr_env *env, const char *dir, const char *id, pid_t
 	return r;
 }
 
-static int crun(const struct ctr_env *env, const char *const *args, int timeout_ms,
-		struct err *e)
+static int crun(const struct ctr_env *env, const char *const *args, int timeout_ms, struct err *e)
 {
 	cleanup_free char *root = xasprintf("--root=%s", env->crun_root);
 	const char *argv[16] = {"crun", root};
 	size_t n = 2;
-	struct proc_opts o = {.flags = PROC_PRIVATE_MOUNTS, .keep_fd = -1, .timeout_ms = timeout_ms};
+	struct proc_opts o = {
+		.flags = PROC_PRIVATE_MOUNTS, .keep_fd = -1, .timeout_ms = timeout_ms};
 
 	while (*args && n < 15)
 		argv[n++] = *args++;
@@ -184,7 +208,8 @@ int ctr_exec(const struct ctr_env *env, const char *id, const char *const *cmd, 
 	cleanup_free char *root = xasprintf("--root=%s", env->crun_root);
 	const char *argv[64] = {"crun", root, "exec", id};
 	size_t n = 4;
-	struct proc_opts o = {.flags = PROC_PRIVATE_MOUNTS, .keep_fd = -1, .timeout_ms = timeout_ms};
+	struct proc_opts o = {
+		.flags = PROC_PRIVATE_MOUNTS, .keep_fd = -1, .timeout_ms = timeout_ms};
 
 	while (*cmd && n < 63)
 		argv[n++] = *cmd++;
@@ -223,7 +248,8 @@ static long oom_kills(const char *path)
 
 bool ctr_oom_killed(const char *id)
 {
-	cleanup_free char *v1 = xasprintf("/sys/fs/cgroup/memory/clusterfs/%s/memory.oom_control", id);
+	cleanup_free char *v1 =
+		xasprintf("/sys/fs/cgroup/memory/clusterfs/%s/memory.oom_control", id);
 	cleanup_free char *v2 = xasprintf("/sys/fs/cgroup/clusterfs/%s/memory.events", id);
 	return oom_kills(v1) > 0 || oom_kills(v2) > 0;
 }

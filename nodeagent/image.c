@@ -79,17 +79,16 @@ struct ref {
 	char registry[256], repo[512], suffix[160];
 };
 
-static int ref_parse(const struct image_store *s, const char *text, struct ref *r,
-		     struct err *e)
+static int ref_parse(const struct image_store *s, const char *text, struct ref *r, struct err *e)
 {
 	const char *slash = strchr(text, '/'), *rest = text;
 
 	memset(r, 0, sizeof(*r));
 	if (!*text || strlen(text) >= sizeof(r->repo) || strpbrk(text, " \t\n\"'\\"))
 		return err_set(e, EINVAL, "image \"%s\": not a valid reference", text);
-	if (slash && (memchr(text, '.', (size_t)(slash - text)) ||
-		      memchr(text, ':', (size_t)(slash - text)) ||
-		      !strncmp(text, "localhost/", 10))) {
+	if (slash &&
+	    (memchr(text, '.', (size_t)(slash - text)) ||
+	     memchr(text, ':', (size_t)(slash - text)) || !strncmp(text, "localhost/", 10))) {
 		snprintf(r->registry, sizeof(r->registry), "%.*s", (int)(slash - text), text);
 		rest = slash + 1;
 	} else
@@ -161,8 +160,8 @@ static int pull(struct image_store *s, const struct ref *r, const char *layout, 
 	cleanup_free char *src = xasprintf("docker://%s/%s%s", r->registry, r->repo, r->suffix);
 	cleanup_free char *dst = xasprintf("oci:%s:img", layout);
 	const char *tls = ref_insecure(s, r) ? "--src-tls-verify=false" : "--src-tls-verify=true";
-	const char *argv[] = {"skopeo", "--policy", s->policy, "copy", "--quiet", tls, src, dst,
-			      NULL};
+	const char *argv[] = {"skopeo", "--policy", s->policy, "copy", "--quiet",
+			      tls,	src,	    dst,       NULL};
 	struct proc_opts o = {.keep_fd = -1, .timeout_ms = 300000};
 	struct err pe = {0};
 	int r2;
@@ -254,8 +253,8 @@ int image_get(struct image_store *s, const char *text, const char *policy, struc
 	pthread_mutex_lock(&s->lock);
 	bool present = access(index, R_OK) == 0;
 	if (!present && !strcmp(policy, "Never"))
-		rc = err_set(e, ENOENT,
-			     "image \"%s\" is not present with pull policy \"Never\"", text);
+		rc = err_set(e, ENOENT, "image \"%s\" is not present with pull policy \"Never\"",
+			     text);
 	else if (!present || !strcmp(policy, "Always"))
 		rc = pull(s, &r, layout, e);
 	if (rc == 0)

@@ -23,8 +23,8 @@ struct image_store *image_store_new(const char *dir, const char *default_registr
 void image_store_free(struct image_store *s);
 
 struct image {
-	char *rootfs;	    /* the unpacked image's rootfs (read-only lower dir) */
-	char *id;	    /* imageID: REGISTRY/REPO@sha256:... */
+	char *rootfs;	      /* the unpacked image's rootfs (read-only lower dir) */
+	char *id;	      /* imageID: REGISTRY/REPO@sha256:... */
 	struct ynode *config; /* the OCI image config's "config": Entrypoint, Cmd, Env, ... */
 };
 

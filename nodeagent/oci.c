@@ -11,8 +11,8 @@ static struct ynode *strs(const char *const *v)
 	return seq;
 }
 
-static void kernel_mount(struct ynode *list, const char *dest, const char *type,
-			 const char *src, const char *const *opts)
+static void kernel_mount(struct ynode *list, const char *dest, const char *type, const char *src,
+			 const char *const *opts)
 {
 	struct ynode *m = y_map();
 	y_set(m, "destination", y_str(dest));
@@ -26,10 +26,10 @@ static struct ynode *mounts(const struct oci_spec *s)
 {
 	static const char *const proc[] = {"nosuid", "noexec", "nodev", NULL};
 	static const char *const dev[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
-	static const char *const pts[] = {"nosuid", "noexec", "newinstance", "ptmxmode=0666",
-					  "mode=0620", NULL};
-	static const char *const shm[] = {"nosuid", "noexec", "nodev", "mode=1777",
-					  "size=65536k", NULL};
+	static const char *const pts[] = {"nosuid",	   "noexec",	"newinstance",
+					  "ptmxmode=0666", "mode=0620", NULL};
+	static const char *const shm[] = {"nosuid",    "noexec",      "nodev",
+					  "mode=1777", "size=65536k", NULL};
 	static const char *const sys[] = {"nosuid", "noexec", "nodev", "ro", NULL};
 	static const char *const rw[] = {"rbind", "rprivate", NULL};
 	static const char *const ro[] = {"rbind", "rprivate", "ro", NULL};
@@ -49,11 +49,21 @@ static struct ynode *mounts(const struct oci_spec *s)
 
 static struct ynode *capabilities(void)
 {
-	static const char *const caps[] = {
-		"CAP_CHOWN",	"CAP_DAC_OVERRIDE", "CAP_FSETID",	    "CAP_FOWNER",
-		"CAP_MKNOD",	"CAP_NET_RAW",	    "CAP_SETGID",	    "CAP_SETUID",
-		"CAP_SETFCAP",	"CAP_SETPCAP",	    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-		"CAP_KILL",	"CAP_AUDIT_WRITE",  NULL};
+	static const char *const caps[] = {"CAP_CHOWN",
+					   "CAP_DAC_OVERRIDE",
+					   "CAP_FSETID",
+					   "CAP_FOWNER",
+					   "CAP_MKNOD",
+					   "CAP_NET_RAW",
+					   "CAP_SETGID",
+					   "CAP_SETUID",
+					   "CAP_SETFCAP",
+					   "CAP_SETPCAP",
+					   "CAP_NET_BIND_SERVICE",
+					   "CAP_SYS_CHROOT",
+					   "CAP_KILL",
+					   "CAP_AUDIT_WRITE",
+					   NULL};
 	struct ynode *c = y_map();
 	y_set(c, "bounding", strs(caps));
 	y_set(c, "effective", strs(caps));
@@ -128,13 +138,14 @@ static struct ynode *namespaces(const struct oci_spec *s)
 
 struct ynode *oci_config(const struct oci_spec *s)
 {
-	static const char *const masked[] = {"/proc/acpi", "/proc/kcore", "/proc/keys",
-					     "/proc/latency_stats", "/proc/timer_list",
-					     "/proc/timer_stats", "/proc/sched_debug",
-					     "/proc/scsi", "/sys/firmware", NULL};
-	static const char *const readonly[] = {"/proc/asound", "/proc/bus", "/proc/fs",
-					       "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-					       NULL};
+	static const char *const masked[] = {"/proc/acpi",	  "/proc/kcore",
+					     "/proc/keys",	  "/proc/latency_stats",
+					     "/proc/timer_list",  "/proc/timer_stats",
+					     "/proc/sched_debug", "/proc/scsi",
+					     "/sys/firmware",	  NULL};
+	static const char *const readonly[] = {
+		"/proc/asound", "/proc/bus",	       "/proc/fs", "/proc/irq",
+		"/proc/sys",	"/proc/sysrq-trigger", NULL};
 	struct ynode *c = y_map(), *root = y_map(), *lx = y_map();
 
 	y_set(c, "ociVersion", y_str("1.0.2"));

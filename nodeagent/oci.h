@@ -23,10 +23,10 @@ struct oci_mount {
 
 struct oci_spec {
 	const char *hostname;
-	const char *netns;		/* the pod's namespace: /run/netns/NAME */
-	const char *cgroup;		/* cgroupsPath */
-	const char *const *args;	/* NULL-terminated */
-	const char *const *env;		/* "NAME=value", NULL-terminated */
+	const char *netns;	 /* the pod's namespace: /run/netns/NAME */
+	const char *cgroup;	 /* cgroupsPath */
+	const char *const *args; /* NULL-terminated */
+	const char *const *env;	 /* "NAME=value", NULL-terminated */
 	const char *cwd;
 	unsigned uid, gid;
 	int64_t memory;			/* bytes; 0: no limit */

@@ -45,11 +45,10 @@ static const char *hostname_of(struct crun_pod *p)
 }
 
 /* The object KIND/NAME of the pod's namespace, from the view; caller frees. */
-static struct ynode *view_get(struct crun_pod *p, const char *kind, const char *name,
-			      struct err *e)
+static struct ynode *view_get(struct crun_pod *p, const char *kind, const char *name, struct err *e)
 {
-	cleanup_free char *path = xasprintf("%s/namespaces/%s/%s/%s.yaml", p->rt->cfg.view, p->ns,
-					    kind, name);
+	cleanup_free char *path =
+		xasprintf("%s/namespaces/%s/%s/%s.yaml", p->rt->cfg.view, p->ns, kind, name);
 	struct ynode *doc = NULL;
 	int r = obj_load(path, &doc, e);
 
@@ -98,7 +97,8 @@ static void host_servers(struct strbuf *sb)
 	cleanup_free char *host = file_get("/etc/resolv.conf", 65536, NULL);
 	char *save = NULL;
 
-	for (char *l = host ? strtok_r(host, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+	for (char *l = host ? strtok_r(host, "\n", &save) : NULL; l;
+	     l = strtok_r(NULL, "\n", &save)) {
 		char addr[64];
 		if (sscanf(l, "nameserver %63s", addr) == 1 && strncmp(addr, "127.", 4) &&
 		    strcmp(addr, "::1"))
@@ -413,7 +413,8 @@ static char *env_value(struct crun_pod *p, const struct ynode *ent, struct err *
 	bool optional = opt && opt->type == Y_BOOL && opt->i;
 	const char *key = str_or(ref, "key", "");
 	struct err ge = {0};
-	struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps", str_or(ref, "name", ""), &ge);
+	struct ynode *obj =
+		view_get(p, secret ? "secrets" : "configmaps", str_or(ref, "name", ""), &ge);
 	size_t len;
 	char *v = obj ? value_of(obj, secret, key, &len) : NULL;
 	y_free(obj);
@@ -461,8 +462,8 @@ static int env_from(struct crun_pod *p, struct crun_ctr *c, struct strv *own, st
 		const char *prefix = str_or(from->v[i], "prefix", "");
 		if (!ref)
 			continue;
-		struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps",
-					     str_or(ref, "name", ""), e);
+		struct ynode *obj =
+			view_get(p, secret ? "secrets" : "configmaps", str_or(ref, "name", ""), e);
 		const struct ynode *opt = y_get(ref, "optional");
 		if (!obj) {
 			if (opt && opt->type == Y_BOOL && opt->i)
@@ -483,8 +484,8 @@ static int env_from(struct crun_pod *p, struct crun_ctr *c, struct strv *own, st
 }
 
 /* The container's environment, as the file's opening describes. */
-static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
-		struct strv *env, struct err *e)
+static int envs(struct crun_pod *p, struct crun_ctr *c, const struct image *img, struct strv *env,
+		struct err *e)
 {
 	const struct ynode *list = y_get(c->spec, "env");
 	struct strv svc = {0}, own = {0};
@@ -529,7 +530,8 @@ static void argv_of(struct crun_ctr *c, const struct image *img, const struct st
 		strv_seq(&raw, args);
 	} else {
 		strv_seq(&raw, y_get(img->config, "Entrypoint"));
-		strv_seq(&raw, args && args->type == Y_SEQ && args->n ? args : y_get(img->config, "Cmd"));
+		strv_seq(&raw,
+			 args && args->type == Y_SEQ && args->n ? args : y_get(img->config, "Cmd"));
 	}
 	for (size_t i = 0; i < raw.n; i++)
 		strv_add(argv, expand(raw.v[i], env, NULL));
@@ -576,7 +578,8 @@ static int mounts_of(struct crun_pod *p, struct crun_ctr *c, struct oci_mount *m
 					       .dest = owned->v[owned->n - 1]};
 	}
 	for (size_t i = 0; vm && vm->type == Y_SEQ && i < vm->n; i++) {
-		const char *name = str_or(vm->v[i], "name", ""), *sub = str_or(vm->v[i], "subPath", "");
+		const char *name = str_or(vm->v[i], "name", ""),
+			   *sub = str_or(vm->v[i], "subPath", "");
 		cleanup_free char *src = volume_path(p, name);
 		const struct ynode *ro = y_get(vm->v[i], "readOnly");
 		if (!src)
@@ -625,13 +628,13 @@ struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct im
 	cleanup_free char *netns = xasprintf("/run/netns/%s", p->netns);
 	cleanup_free char *cgroup = xasprintf("/clusterfs/%s", c->id);
 
-	if (envs(p, c, img, &env, e) < 0 ||
-	    mounts_of(p, c, mounts, MAX_MOUNTS, &nm, &owned, e) < 0)
+	if (envs(p, c, img, &env, e) < 0 || mounts_of(p, c, mounts, MAX_MOUNTS, &nm, &owned, e) < 0)
 		goto out;
 	argv_of(c, img, &env, &argv);
 	if (!argv.n) {
-		err_set(e, EINVAL, "no command: the image has no entrypoint or cmd, and the "
-				   "container no command");
+		err_set(e, EINVAL,
+			"no command: the image has no entrypoint or cmd, and the "
+			"container no command");
 		goto out;
 	}
 	struct oci_spec s = {

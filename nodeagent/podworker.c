@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #define MAX_BACKOFF_MS (300 * 1000)
-#define LOG_PERIOD_MS 500
+#define LOG_PERIOD_MS  500
 
 enum worker_order { W_RUN, W_STOP, W_DETACH };
 
@@ -51,7 +51,8 @@ static void now_str(char out[32])
 /* Sets a container's waiting or terminated reason; called with rt->lock held. */
 static void set_reason(struct crun_ctr *c, const char *reason, const char *message)
 {
-	char *r = reason ? xstrdup(reason) : NULL, *m = message && *message ? xstrdup(message) : NULL;
+	char *r = reason ? xstrdup(reason) : NULL,
+	     *m = message && *message ? xstrdup(message) : NULL;
 
 	free(c->reason);
 	free(c->message);
@@ -261,7 +262,8 @@ static void launch(struct crun_pod *p, struct crun_ctr *c)
 	pid_t conmon = 0;
 	int r;
 
-	r = image_get(p->rt->images, y_path_str(c->spec, "image") ? y_path_str(c->spec, "image") : "",
+	r = image_get(p->rt->images,
+		      y_path_str(c->spec, "image") ? y_path_str(c->spec, "image") : "",
 		      y_path_str(c->spec, "imagePullPolicy"), &img, &e);
 	if (r < 0) {
 		start_failed(p, c, r == -ENOENT ? "ErrImageNeverPull" : "ErrImagePull", &e);
@@ -325,7 +327,10 @@ static void ended(struct crun_pod *p, struct crun_ctr *c)
 	pthread_mutex_lock(&p->rt->lock);
 	c->state = CTR_TERMINATED;
 	c->exit_code = code < 0 ? 137 : code;
-	set_reason(c, oom ? "OOMKilled" : code == 0 ? "Completed" : "Error",
+	set_reason(c,
+		   oom	       ? "OOMKilled"
+		   : code == 0 ? "Completed"
+			       : "Error",
 		   code < 0 ? "the exit code was lost" : NULL);
 	now_str(c->finished_at);
 	c->ready = false;
@@ -413,7 +418,8 @@ static void probe_step(struct crun_pod *p, struct crun_ctr *c, struct probe *pr,
 		pr->failures++;
 		pr->successes = 0;
 	}
-	int64_t fthr = int_of(pr->spec, "failureThreshold"), sthr = int_of(pr->spec, "successThreshold");
+	int64_t fthr = int_of(pr->spec, "failureThreshold"),
+		sthr = int_of(pr->spec, "successThreshold");
 	bool failed = pr->failures >= (fthr > 0 ? fthr : 3);
 	bool succeeded = pr->successes >= (sthr > 0 ? sthr : 1);
 
@@ -567,7 +573,8 @@ static void step(struct crun_pod *p, int64_t *next)
 			return;
 		}
 		if (sandbox_up(p, &e) < 0) {
-			fprintf(stderr, "clusterfs agent: pods/%s/%s: sandbox: %s\n", p->ns, p->name, e.msg);
+			fprintf(stderr, "clusterfs agent: pods/%s/%s: sandbox: %s\n", p->ns,
+				p->name, e.msg);
 			for (size_t i = 0; i < p->nctrs; i++)
 				publish_waiting(p, &p->ctrs[i], p->ctrs[i].reason, e.msg);
 			p->sandbox_retry = now + 5000;

@@ -27,10 +27,11 @@ static int port_of(const struct crun_ctr *c, const struct ynode *port)
 
 	if (port && port->type == Y_INT)
 		return (int)port->i;
-	for (size_t i = 0; port && port->str && ports && ports->type == Y_SEQ && i < ports->n; i++) {
+	for (size_t i = 0; port && port->str && ports && ports->type == Y_SEQ && i < ports->n;
+	     i++) {
 		const struct ynode *cp = y_get(ports->v[i], "containerPort");
-		if (y_path_str(ports->v[i], "name") && !strcmp(y_path_str(ports->v[i], "name"), port->str) &&
-		    cp && cp->type == Y_INT)
+		if (y_path_str(ports->v[i], "name") &&
+		    !strcmp(y_path_str(ports->v[i], "name"), port->str) && cp && cp->type == Y_INT)
 			return (int)cp->i;
 	}
 	return port && port->str ? atoi(port->str) : 0;

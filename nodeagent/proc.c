@@ -66,8 +66,8 @@ static char **proc_env(const struct proc_opts *o)
 }
 
 /* In the child: only system calls from here to exec. */
-static void child(const char *const argv[], const struct proc_opts *o, char **env, int in,
-		  int out, int err)
+static void child(const char *const argv[], const struct proc_opts *o, char **env, int in, int out,
+		  int err)
 {
 	if (o->flags & PROC_DETACH)
 		setsid();
@@ -91,8 +91,8 @@ static void child(const char *const argv[], const struct proc_opts *o, char **en
 }
 
 /* Reads both pipes to their end, or until the deadline; false on timeout. */
-static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err,
-		    int64_t deadline, int writefd, const char *input)
+static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err, int64_t deadline,
+		    int writefd, const char *input)
 {
 	struct pollfd fds[3] = {{outfd, POLLIN, 0}, {errfd, POLLIN, 0}, {writefd, POLLOUT, 0}};
 	size_t inlen = input ? strlen(input) : 0, done = 0;
@@ -177,12 +177,14 @@ int proc_run(const char *const argv[], const struct proc_opts *o, char **out, st
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	trim(&serr);
-	int r = !in_time ? err_set(e, ETIMEDOUT, "%s: timed out", argv[0])
-	      : WIFEXITED(status) ? WEXITSTATUS(status)
-				  : 128 + WTERMSIG(status);
+	int r = !in_time	    ? err_set(e, ETIMEDOUT, "%s: timed out", argv[0])
+		: WIFEXITED(status) ? WEXITSTATUS(status)
+				    : 128 + WTERMSIG(status);
 	if (r > 0)
 		err_set(e, EIO, "%s: %s", argv[0],
-			serr.len ? serr.buf : r == 127 ? "not found" : "failed");
+			serr.len   ? serr.buf
+			: r == 127 ? "not found"
+				   : "failed");
 	sb_free(&serr);
 	if (out && r >= 0) {
 		trim(&sout);

@@ -46,10 +46,10 @@ struct crun_ctr {
 	/* The worker's own. */
 	pid_t conmon;
 	int pidfd;
-	int64_t retry_at;    /* monotonic ms: start again no sooner */
-	int64_t run_since;   /* monotonic ms it last started */
-	int fails;	     /* consecutive failed starts or exits, for back-off */
-	off_t log_off;	     /* how much of conmon's log went to the view */
+	int64_t retry_at;  /* monotonic ms: start again no sooner */
+	int64_t run_since; /* monotonic ms it last started */
+	int fails;	   /* consecutive failed starts or exits, for back-off */
+	off_t log_off;	   /* how much of conmon's log went to the view */
 	struct probe live, readiness, startup;
 };
 
@@ -63,13 +63,13 @@ struct crun_pod {
 	pthread_t thread;
 	int wake[2];
 	/* Protected by rt->lock. */
-	bool stop;	   /* asked to stop */
+	bool stop; /* asked to stop */
 	int grace_s;
 	bool gone;	   /* stopped and released: the worker has ended */
 	bool initialized;  /* every init container completed */
 	const char *phase; /* static */
 	/* The worker's own. */
-	bool sandbox;	   /* network namespace and files ready */
+	bool sandbox; /* network namespace and files ready */
 	int64_t sandbox_retry;
 };
 
@@ -81,8 +81,8 @@ struct crun_rt {
 	struct cni_config cni;
 	struct image_store *images;
 	pthread_mutex_t lock;
-	struct strmap *pods;  /* uid -> struct crun_pod; protected by lock */
-	struct strmap *dirty; /* uids whose status changed; protected by lock */
+	struct strmap *pods;	   /* uid -> struct crun_pod; protected by lock */
+	struct strmap *dirty;	   /* uids whose status changed; protected by lock */
 	void (*notify)(void *arg); /* protected by lock */
 	void *notify_arg;
 	bool detaching; /* the agent stops: workers end, containers stay; protected by lock */

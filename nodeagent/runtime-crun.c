@@ -49,9 +49,9 @@ static void add_ctrs(struct crun_pod *p, const char *list, bool init)
 		ctr_id(p->uid, name, c->id);
 		c->dir = xasprintf("%s/ctr/%s", p->dir, name);
 		c->pidfd = -1;
-		c->reason = xstrdup(init || !y_path(p->pod, "spec.initContainers")
-					    ? "ContainerCreating"
-					    : "PodInitializing");
+		c->reason =
+			xstrdup(init || !y_path(p->pod, "spec.initContainers") ? "ContainerCreating"
+									       : "PodInitializing");
 	}
 	if (init)
 		p->ninit = p->nctrs;
@@ -72,8 +72,9 @@ static struct crun_pod *pod_new(struct crun_rt *rt, const struct ynode *pod, con
 	p->rt = rt;
 	p->pod = y_clone(pod);
 	p->uid = xstrdup(y_path_str(pod, "metadata.uid"));
-	p->ns = xstrdup(y_path_str(pod, "metadata.namespace") ? y_path_str(pod, "metadata.namespace")
-							      : "default");
+	p->ns = xstrdup(y_path_str(pod, "metadata.namespace")
+				? y_path_str(pod, "metadata.namespace")
+				: "default");
 	p->name = xstrdup(y_path_str(pod, "metadata.name") ? y_path_str(pod, "metadata.name") : "");
 	p->dir = xasprintf("%s/%s", rt->pods_dir, p->uid);
 	snprintf(p->ip, sizeof(p->ip), "%s", ip ? ip : "");
@@ -318,8 +319,8 @@ static void crun_sweep(struct agent_runtime *art, char *const *keep)
 		if (de->d_name[0] == '.' || kept(keep, de->d_name))
 			continue;
 		pthread_mutex_lock(&rt->lock);
-		struct crun_pod *p = strmap_get(rt->pods, de->d_name) ? NULL
-				   : pod_from_disk(rt, de->d_name);
+		struct crun_pod *p =
+			strmap_get(rt->pods, de->d_name) ? NULL : pod_from_disk(rt, de->d_name);
 		struct err e = {0};
 		if (p) {
 			p->stop = true;
@@ -381,7 +382,8 @@ static int check_tools(struct err *e)
 	for (const char *const *t = tools; *t; t++) {
 		cleanup_free char *path = proc_which(*t);
 		if (!path)
-			return err_set(e, ENOENT, "%s: not found in PATH (scripts/install-deps installs it)",
+			return err_set(e, ENOENT,
+				       "%s: not found in PATH (scripts/install-deps installs it)",
 				       *t);
 	}
 	if (access("/usr/lib/cni/bridge", X_OK) < 0)
@@ -405,7 +407,8 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 	cleanup_free char *state = NULL, *run = NULL, *view = NULL;
 
 	if (check_tools(e) < 0 || !(state = absolute_dir(cfg->state_dir, true, e)) ||
-	    !(run = absolute_dir(cfg->run_dir, true, e)) || !(view = absolute_dir(cfg->view, false, e)))
+	    !(run = absolute_dir(cfg->run_dir, true, e)) ||
+	    !(view = absolute_dir(cfg->view, false, e)))
 		return NULL;
 	struct crun_rt *rt = xcalloc(1, sizeof(*rt));
 	const char *ver[] = {"crun", "--version", NULL};
@@ -422,7 +425,8 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 	rt->env.crun = proc_which("crun");
 	rt->env.crun_root = xasprintf("%s/crun", cfg->run_dir);
 	rt->env.sock_dir = xasprintf("%s/conmon", cfg->run_dir);
-	rt->cni = (struct cni_config){.bridge = cfg->bridge, .bin_dir = "/usr/lib/cni",
+	rt->cni = (struct cni_config){.bridge = cfg->bridge,
+				      .bin_dir = "/usr/lib/cni",
 				      .data_dir = xasprintf("%s/ipam", cfg->state_dir)};
 	cleanup_free char *images = xasprintf("%s/images", cfg->state_dir);
 	rt->images = image_store_new(images, cfg->registry, cfg->insecure);
@@ -433,7 +437,8 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 	rt->dirty = strmap_new();
 	struct err pe = {0};
 	rt->version = proc_run(ver, NULL, &out, &pe) == 0 && out
-			      ? xasprintf("crun://%.*s", (int)strcspn(out + strcspn(out, "0123456789"), "\n"),
+			      ? xasprintf("crun://%.*s",
+					  (int)strcspn(out + strcspn(out, "0123456789"), "\n"),
 					  out + strcspn(out, "0123456789"))
 			      : xstrdup("crun://unknown");
 	rt->rt = (struct agent_runtime){

@@ -46,10 +46,9 @@ struct agent_runtime {
 	const char *run_dir;
 	/*
 	 * Makes pod (the object as the agent read it) run with the address
-	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs, or
-	 * finds still running after an agent restart, is adopted: 0, nothing
-	 * restarted. Returns 0, -EINPROGRESS while still starting, or -errno
-	 * with e set.
+	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs,
+	 * or finds still running after an agent restart, is adopted: 0, nothing restarted. Returns
+	 * 0, -EINPROGRESS while still starting, or -errno with e set.
 	 */
 	int (*start_pod)(struct agent_runtime *rt, const struct ynode *pod, const char *ip,
 			 const char *cidr, struct err *e);

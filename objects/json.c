@@ -17,11 +17,21 @@ static void json_string(const char *s, struct strbuf *out)
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		switch (ch) {
-		case '"': sb_puts(out, "\\\""); break;
-		case '\\': sb_puts(out, "\\\\"); break;
-		case '\n': sb_puts(out, "\\n"); break;
-		case '\r': sb_puts(out, "\\r"); break;
-		case '\t': sb_puts(out, "\\t"); break;
+		case '"':
+			sb_puts(out, "\\\"");
+			break;
+		case '\\':
+			sb_puts(out, "\\\\");
+			break;
+		case '\n':
+			sb_puts(out, "\\n");
+			break;
+		case '\r':
+			sb_puts(out, "\\r");
+			break;
+		case '\t':
+			sb_puts(out, "\\t");
+			break;
 		default:
 			if (ch < 0x20)
 				sb_printf(out, "\\u%04x", ch);
@@ -44,11 +54,21 @@ void y_emit_json(const struct ynode *n, struct strbuf *out)
 		return;
 	}
 	switch (n->type) {
-	case Y_NULL: sb_puts(out, "null"); break;
-	case Y_BOOL: sb_puts(out, n->i ? "true" : "false"); break;
-	case Y_INT: sb_printf(out, "%lld", (long long)n->i); break;
-	case Y_FLOAT: sb_puts(out, json_number(n->str) ? n->str + (n->str[0] == '+') : "null"); break;
-	case Y_STR: json_string(n->str, out); break;
+	case Y_NULL:
+		sb_puts(out, "null");
+		break;
+	case Y_BOOL:
+		sb_puts(out, n->i ? "true" : "false");
+		break;
+	case Y_INT:
+		sb_printf(out, "%lld", (long long)n->i);
+		break;
+	case Y_FLOAT:
+		sb_puts(out, json_number(n->str) ? n->str + (n->str[0] == '+') : "null");
+		break;
+	case Y_STR:
+		json_string(n->str, out);
+		break;
 	case Y_MAP:
 		sb_puts(out, "{");
 		for (size_t i = 0; i < n->n; i++) {

@@ -1,6 +1,6 @@
 /*
- * owners.h: what controllers (and the tree's rollout files) ask of objects: owner references, a pod's
- * state, and keys.
+ * owners.h: what controllers (and the tree's rollout files) ask of objects: owner references, a
+ * pod's state, and keys.
  */
 #ifndef CFS_OWNERS_H
 #define CFS_OWNERS_H

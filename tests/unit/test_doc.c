@@ -781,11 +781,13 @@ static void test_merge(void)
 /* JSON out, and back in through the YAML parser unchanged. */
 static void test_json(void)
 {
-	struct ynode *d = parse1("a: [1, -2.5e3, true, null, \"x\\\"y\\\\z\\n\\u0001\"]\nb: {c: .inf}\n");
+	struct ynode *d =
+		parse1("a: [1, -2.5e3, true, null, \"x\\\"y\\\\z\\n\\u0001\"]\nb: {c: .inf}\n");
 	struct strbuf sb = {0};
 
 	y_emit_json(d, &sb);
-	ok(!strcmp(sb.buf, "{\"a\":[1,-2.5e3,true,null,\"x\\\"y\\\\z\\n\\u0001\"],\"b\":{\"c\":null}}"),
+	ok(!strcmp(sb.buf,
+		   "{\"a\":[1,-2.5e3,true,null,\"x\\\"y\\\\z\\n\\u0001\"],\"b\":{\"c\":null}}"),
 	   "JSON: %s", sb.buf);
 	struct ynode *back = parse1(sb.buf);
 	ok(back && y_equal(y_get(back, "a"), y_get(d, "a")), "JSON reads back as the same tree");
