@@ -15,6 +15,7 @@
  * agent that starts again adopts them.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -43,7 +44,7 @@ static int agent_usage(FILE *out)
 	      "SECONDS]\n"
 	      "                       [--state-dir DIR] [--run-dir DIR] [--bridge NAME]\n"
 	      "                       [--registry HOST] [--insecure-registry HOST:PORT]...\n"
-	      "                       [--pids-limit N] [--backoff SECONDS]\n"
+	      "                       [--pids-limit N] [--backoff SECONDS] [--node-ip ADDR]\n"
 	      "\n"
 	      "Runs node NAME on the cluster mounted at DIR: registers nodes/NAME.yaml,\n"
 	      "renews its Ready heartbeat every SECONDS (10), runs the pods bound to it\n"
@@ -61,7 +62,9 @@ static int agent_usage(FILE *out)
 	      "  --registry    the registry of short image names (docker.io)\n"
 	      "  --insecure-registry  a registry reached over plain HTTP; repeatable\n"
 	      "  --pids-limit  the most processes of one container (4096; 0: no limit)\n"
-	      "  --backoff     the first restart back-off, doubling to 5 minutes (10)\n",
+	      "  --backoff     the first restart back-off, doubling to 5 minutes (10)\n"
+	      "  --node-ip     the node's InternalIP (the default route's address, else\n"
+	      "                the first other one; simulated nodes make one up)\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }
@@ -126,6 +129,7 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{"insecure-registry", required_argument, NULL, 'i'},
 		{"pids-limit", required_argument, NULL, 'P'},
 		{"backoff", required_argument, NULL, 'k'},
+		{"node-ip", required_argument, NULL, 'I'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -142,6 +146,13 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		case 'S':
 			o->simulated = 1;
 			break;
+		case 'I': {
+			struct in_addr a;
+			if (inet_pton(AF_INET, optarg, &a) != 1)
+				return agent_bad("--node-ip \"%s\": an IPv4 address", optarg);
+			o->cfg.node_ip = optarg;
+			break;
+		}
 		case 'c':
 			o->cfg.capacity = optarg;
 			break;
@@ -286,10 +297,23 @@ int cmd_agent(int argc, char **argv)
 	o.crun.view = o.cfg.view;
 	o.crun.insecure = o.insecure;
 	cleanup_free char *host = o.simulated || o.cfg.capacity ? NULL : agent_host_capacity();
+	char host_ip[16];
 	if (host)
 		o.cfg.capacity = host;
 	if (o.help)
 		return agent_usage(stdout);
+	if (o.simulated && o.cfg.node_ip)
+		return agent_bad("--node-ip %s: simulated nodes make their addresses up",
+				 o.cfg.node_ip);
+	if (!o.simulated && !o.cfg.node_ip) {
+		if (agent_host_ip(o.crun.bridge, host_ip) < 0) {
+			fputs("clusterfs agent: this host has no IPv4 address but loopback: give "
+			      "--node-ip\n",
+			      stderr);
+			return 2;
+		}
+		o.cfg.node_ip = host_ip;
+	}
 	if (!o.server && (r = agent_validate(&o)) != 0)
 		return r;
 	if (o.server && (!o.cfg.node || (o.cfg.nodes && !o.simulated)))

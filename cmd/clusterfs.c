@@ -163,6 +163,10 @@ static int local_start(struct local_node *ln, struct err *e)
 	up->crun.insecure = up->insecure;
 	cleanup_free char *capacity = agent_host_capacity();
 	cfg.capacity = capacity;
+	char host_ip[16];
+	if (agent_host_ip(up->crun.bridge, host_ip) < 0)
+		return err_set(e, ENOENT, "this host has no IPv4 address but loopback");
+	cfg.node_ip = host_ip;
 	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);
 	if (!rt || !(ln->agent = agent_new(&cfg, rt, e)))
 		return -1;

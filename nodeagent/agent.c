@@ -28,9 +28,10 @@
  * Each node has a pod range: its spec.podCIDR when an admin (or an earlier
  * run) set one, else a /20 in 10.0.0.0/8 picked by the node's slot, which
  * is then written to spec.podCIDR. The slot (a hash of the name, plus the
- * index with --nodes) also gives the node's fake InternalIP in
- * 172.16.0.0/12. Slots are unique within one process; across processes
- * they are only likely to differ.
+ * index with --nodes) also gives a simulated node's made-up InternalIP in
+ * 172.16.0.0/12; a real node has the host's address (cfg->node_ip). Slots
+ * are unique within one process; across processes they are only likely to
+ * differ.
  */
 #define _GNU_SOURCE
 #include "agent.h"
@@ -38,6 +39,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,6 +163,51 @@ char *agent_host_capacity(void)
 	return xasprintf("cpu=%ld,memory=%lldKi", cpus > 0 ? cpus : 1, kib > 0 ? kib : 1);
 }
 
+/* The interface of the default IPv4 route, from /proc/net/route. */
+static bool default_route_if(char ifname[IF_NAMESIZE])
+{
+	FILE *f = fopen("/proc/net/route", "re");
+	char line[256], name[IF_NAMESIZE + 1];
+	unsigned dest, mask;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%16s %x %*x %*x %*d %*d %*d %x", name, &dest, &mask) == 3 &&
+		    dest == 0 && mask == 0) {
+			found = strlen(name) < IF_NAMESIZE;
+			if (found)
+				memcpy(ifname, name, strlen(name) + 1);
+		}
+	fclose(f);
+	return found;
+}
+
+int agent_host_ip(const char *skip_if, char out[16])
+{
+	char def[IF_NAMESIZE] = "";
+	struct ifaddrs *all;
+	int r = -ENOENT;
+
+	if (getifaddrs(&all) < 0)
+		return -errno;
+	default_route_if(def);
+	for (int pass = *def ? 0 : 1; pass < 2 && r < 0; pass++)
+		for (struct ifaddrs *i = all; i && r < 0; i = i->ifa_next) {
+			if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+				continue;
+			if (pass == 0 ? strcmp(i->ifa_name, def) != 0
+				      : skip_if && !strcmp(i->ifa_name, skip_if))
+				continue;
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, out, 16);
+			r = 0;
+		}
+	freeifaddrs(all);
+	return r;
+}
+
 /* ---- pod address ranges ---- */
 
 static int range_parse(struct agent_range *r, const char *cidr)
@@ -252,7 +301,11 @@ static void nodes_init(struct agent *a, const struct agent_config *cfg)
 		struct agent_node *n = &a->nodes[i];
 		n->name = cfg->nodes > 0 ? xasprintf("%s-%zu", cfg->node, i) : xstrdup(cfg->node);
 		n->slot = (base + (uint32_t)i) % AGENT_MAX_NODES;
-		snprintf(n->ip, sizeof(n->ip), "172.%u.%u.1", 16 + n->slot / 256, n->slot % 256);
+		if (cfg->node_ip)
+			snprintf(n->ip, sizeof(n->ip), "%s", cfg->node_ip);
+		else
+			snprintf(n->ip, sizeof(n->ip), "172.%u.%u.1", 16 + n->slot / 256,
+				 n->slot % 256);
 		strmap_put(a->by_name, n->name, n);
 	}
 }

@@ -22,6 +22,7 @@ struct agent_config {
 	int heartbeat_ms;     /* between two renewals of a node's Ready condition */
 	const char *capacity; /* "cpu=4,memory=8Gi,pods=110"; NULL for that default */
 	int remote;	      /* the view is a 9P mount: changes come from its watch file */
+	const char *node_ip;  /* a real node's InternalIP; NULL for simulated nodes' made-up ones */
 };
 
 /* The most nodes one process runs (their default pod ranges must not overlap). */
@@ -44,5 +45,12 @@ void agent_free(struct agent *a);
 struct ynode *agent_parse_capacity(const char *spec, struct err *e);
 /* This machine's CPUs and memory, as a --capacity list; caller frees. */
 char *agent_host_capacity(void);
+/*
+ * This machine's address as a node's InternalIP, as kubelet picks it
+ * without --node-ip: the IPv4 address of the default route's interface,
+ * else the first global one on an interface that is up, skipping skip_if
+ * (the pod bridge) and loopback. 0, or -ENOENT when there is none.
+ */
+int agent_host_ip(const char *skip_if, char out[16]);
 
 #endif

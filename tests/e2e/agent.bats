@@ -206,6 +206,12 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	run "$CLUSTERFS" agent --view "$M" --node x --bridge a-bridge-name-too-long
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"an interface name of 1 to 15 characters"* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --node-ip 10.0.0.300
+	[ "$status" -eq 2 ]
+	[[ "$output" == *'--node-ip "10.0.0.300": an IPv4 address'* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --simulated --node-ip 10.0.0.3
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"simulated nodes make their addresses up"* ]]
 	run "$CLUSTERFS" agent --view "$M" --node x --backoff never
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"--backoff \"never\": seconds"* ]]
