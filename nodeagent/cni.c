@@ -1,8 +1,9 @@
 /*
  * cni.c: runs the CNI plugins by the CNI specification's contract: the
  * network configuration on stdin, the operation and the namespace in
- * CNI_* variables, the result on stdout. The two plugins run in a chain
- * of our own (loopback, then bridge); DEL runs them in reverse.
+ * CNI_* variables, the result on stdout. The plugins run in a chain of
+ * our own (loopback, bridge, then portmap for a pod with host ports, fed
+ * the bridge's result as prevResult); DEL runs them in reverse.
  */
 #define _GNU_SOURCE
 #include "cni.h"
@@ -36,8 +37,10 @@ static int cidr_gateway(const char *cidr, char out[INET_ADDRSTRLEN])
 	return 0;
 }
 
+/* Runs one plugin; its result (stdout) goes to *result when wanted. */
 static int plugin(const struct cni_config *c, const char *type, const char *cmd, const char *netns,
-		  const char *ifname, const char *args, const char *conf, struct err *e)
+		  const char *ifname, const char *args, const char *conf, char **result,
+		  struct err *e)
 {
 	cleanup_free char *path = xasprintf("%s/%s", c->bin_dir, type);
 	cleanup_free char *e_cmd = xasprintf("CNI_COMMAND=%s", cmd);
@@ -53,8 +56,13 @@ static int plugin(const struct cni_config *c, const char *type, const char *cmd,
 	struct err pe = {0};
 	int r = proc_run(argv, &o, &out, &pe);
 
-	if (r == 0)
+	if (r == 0) {
+		if (result) {
+			*result = out;
+			out = NULL;
+		}
 		return 0;
+	}
 	/* A plugin reports its error as JSON on stdout. */
 	return err_set(e, EIO, "CNI %s %s: %s", type, cmd, out && *out ? out : pe.msg);
 }
@@ -72,11 +80,22 @@ static char *bridge_conf(const struct cni_config *c, const char *cidr, const cha
 			 c->bridge, cidr, gw, c->data_dir);
 }
 
+/* portmap's configuration: the mappings as runtimeConfig (what a runtime
+ * passes for the portMappings capability), the chain's previous result
+ * when adding. snat lets the host reach a host port on 127.0.0.1. */
+static char *portmap_conf(const char *mappings, const char *prev)
+{
+	return xasprintf("{\"cniVersion\":\"1.0.0\",\"name\":\"clusterfs\",\"type\":\"portmap\","
+			 "\"capabilities\":{\"portMappings\":true},\"snat\":true,"
+			 "\"runtimeConfig\":{\"portMappings\":%s}%s%s}",
+			 mappings, prev ? ",\"prevResult\":" : "", prev ? prev : "");
+}
+
 static const char loopback_conf[] =
 	"{\"cniVersion\":\"1.0.0\",\"name\":\"clusterfs-lo\",\"type\":\"loopback\"}";
 
 int cni_add(const struct cni_config *c, const char *netns, const char *cidr, const char *ip,
-	    struct err *e)
+	    const char *ports, struct err *e)
 {
 	char gw[INET_ADDRSTRLEN];
 	cleanup_free char *path = xasprintf("/run/netns/%s", netns);
@@ -89,13 +108,20 @@ int cni_add(const struct cni_config *c, const char *netns, const char *cidr, con
 		return -EIO;
 	cleanup_free char *conf = bridge_conf(c, cidr, gw);
 	cleanup_free char *args = xasprintf("IgnoreUnknown=1;IP=%s", ip);
-	if ((r = plugin(c, "loopback", "ADD", netns, "lo", NULL, loopback_conf, e)) < 0 ||
-	    (r = plugin(c, "bridge", "ADD", netns, "eth0", args, conf, e)) < 0)
+	cleanup_free char *result = NULL;
+	if ((r = plugin(c, "loopback", "ADD", netns, "lo", NULL, loopback_conf, NULL, e)) < 0 ||
+	    (r = plugin(c, "bridge", "ADD", netns, "eth0", args, conf, &result, e)) < 0)
 		return r;
+	if (ports) {
+		cleanup_free char *pm = portmap_conf(ports, result);
+		if ((r = plugin(c, "portmap", "ADD", netns, "eth0", NULL, pm, NULL, e)) < 0)
+			return r;
+	}
 	return 0;
 }
 
-int cni_del(const struct cni_config *c, const char *netns, const char *cidr, struct err *e)
+int cni_del(const struct cni_config *c, const char *netns, const char *cidr, const char *ports,
+	    struct err *e)
 {
 	char gw[INET_ADDRSTRLEN];
 	cleanup_free char *path = xasprintf("/run/netns/%s", netns);
@@ -106,7 +132,12 @@ int cni_del(const struct cni_config *c, const char *netns, const char *cidr, str
 		return err_set(e, EINVAL, "pod CIDR \"%s\": not an IPv4 CIDR", cidr);
 	cleanup_free char *conf = bridge_conf(c, cidr, gw);
 	/* DEL must succeed on what is half gone: the plugins are idempotent. */
-	r = plugin(c, "bridge", "DEL", netns, "eth0", NULL, conf, e);
+	if (ports) {
+		cleanup_free char *pm = portmap_conf(ports, NULL);
+		r = plugin(c, "portmap", "DEL", netns, "eth0", NULL, pm, NULL, e);
+	}
+	if (plugin(c, "bridge", "DEL", netns, "eth0", NULL, conf, NULL, e) < 0)
+		r = -EIO;
 	if (access(path, F_OK) == 0 && proc_run(del, NULL, NULL, e) != 0)
 		r = -EIO;
 	return r;

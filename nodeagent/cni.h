@@ -21,10 +21,15 @@ struct cni_config {
 /* /run/netns/ plus the name; the name is "cfs-" and the first 24 characters of the uid. */
 void cni_netns_name(const char *uid, char out[40]);
 
-/* Creates (or completes) the namespace netns with address ip in cidr. 0 or -errno with e set. */
+/* Creates (or completes) the namespace netns with address ip in cidr.
+ * ports, when not NULL, is the pod's host ports as a JSON array of CNI
+ * port mappings (cni_port_mappings), given to the portmap plugin.
+ * 0 or -errno with e set. */
 int cni_add(const struct cni_config *c, const char *netns, const char *cidr, const char *ip,
+	    const char *ports, struct err *e);
+/* Releases the host ports (ports as for cni_add), the address and the
+ * namespace; a missing one is fine. 0 or -errno. */
+int cni_del(const struct cni_config *c, const char *netns, const char *cidr, const char *ports,
 	    struct err *e);
-/* Releases the address and removes the namespace; a missing one is fine. 0 or -errno. */
-int cni_del(const struct cni_config *c, const char *netns, const char *cidr, struct err *e);
 
 #endif

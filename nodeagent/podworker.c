@@ -19,6 +19,7 @@
 #include "object.h"
 #include "proc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -551,15 +552,59 @@ static void init_step(struct crun_pod *p, int64_t *next)
 	pod_changed(p);
 }
 
+/* The pod's host ports as CNI port mappings (a JSON array), or NULL when
+ * it has none. The object layer checked the ports' ranges; the protocol
+ * and hostIP are checked again here because they end up in JSON. */
+static char *port_mappings(const struct crun_pod *p)
+{
+	const struct ynode *ctrs = y_path(p->pod, "spec.containers");
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; ctrs && ctrs->type == Y_SEQ && i < ctrs->n; i++) {
+		const struct ynode *ports = y_get(ctrs->v[i], "ports");
+		for (size_t j = 0; ports && ports->type == Y_SEQ && j < ports->n; j++) {
+			const struct ynode *hp = y_get(ports->v[j], "hostPort");
+			const struct ynode *cp = y_get(ports->v[j], "containerPort");
+			const char *proto = y_path_str(ports->v[j], "protocol");
+			const char *host_ip = y_path_str(ports->v[j], "hostIP");
+			struct in_addr a;
+			if (!hp || hp->type != Y_INT || hp->i <= 0 || !cp || cp->type != Y_INT)
+				continue;
+			if (!proto || !strcmp(proto, "TCP"))
+				proto = "tcp";
+			else if (!strcmp(proto, "UDP"))
+				proto = "udp";
+			else if (!strcmp(proto, "SCTP"))
+				proto = "sctp";
+			else
+				continue;
+			if (host_ip && (!*host_ip || inet_pton(AF_INET, host_ip, &a) != 1))
+				host_ip = NULL;
+			sb_puts(&sb, sb.len ? "," : "[");
+			sb_printf(&sb,
+				  "{\"hostPort\":%lld,\"containerPort\":%lld,\"protocol\":\"%s\"",
+				  (long long)hp->i, (long long)cp->i, proto);
+			if (host_ip)
+				sb_printf(&sb, ",\"hostIP\":\"%s\"", host_ip);
+			sb_puts(&sb, "}");
+		}
+	}
+	if (!sb.len)
+		return NULL;
+	sb_puts(&sb, "]");
+	return sb.buf;
+}
+
 static int sandbox_up(struct crun_pod *p, struct err *e)
 {
+	cleanup_free char *ports = port_mappings(p);
 	int r;
 
 	if ((r = mkdir_p(p->dir, 0700)) < 0)
 		return err_set(e, -r, "%s: %s", p->dir, strerror(-r));
 	if ((r = pod_files(p, e)) < 0)
 		return r;
-	return cni_add(&p->rt->cni, p->netns, p->cidr, p->ip, e);
+	return cni_add(&p->rt->cni, p->netns, p->cidr, p->ip, ports, e);
 }
 
 static void step(struct crun_pod *p, int64_t *next)
@@ -633,12 +678,13 @@ static void stop_all(struct crun_pod *p, int grace_s)
 static void teardown(struct crun_pod *p)
 {
 	struct err e = {0};
+	cleanup_free char *ports = port_mappings(p);
 	int r;
 
 	for (size_t i = 0; i < p->nctrs; i++)
 		if (access(p->ctrs[i].dir, F_OK) == 0)
 			ctr_clean(p, &p->ctrs[i]);
-	if (p->cidr[0] && cni_del(&p->rt->cni, p->netns, p->cidr, &e) < 0)
+	if (p->cidr[0] && cni_del(&p->rt->cni, p->netns, p->cidr, ports, &e) < 0)
 		fprintf(stderr, "clusterfs agent: pods/%s/%s: %s\n", p->ns, p->name, e.msg);
 	if ((r = rm_rf(p->dir)) < 0)
 		fprintf(stderr, "clusterfs agent: %s: %s\n", p->dir, strerror(-r));

@@ -324,6 +324,48 @@ teardown() {
 	rm_pods localhost
 }
 
+# nat_rules_of NETNS: the host's iptables nat rules portmap wrote for the
+# pod whose namespace is NETNS (its comments name the container id).
+nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
+
+@test "a hostPort reaches the pod from the host's addresses and loopback; its rules go with the pod" {
+	local port uid netns host
+	port=$(free_port)
+	new_pod hostport <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: hostport
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: web
+		    image: @IMAGE@
+		    command: [sh, -c, 'mkdir -p /www && echo served-by-hostport > /www/index.html && exec httpd -f -p 8080 -h /www']
+		    ports:
+		    - containerPort: 8080
+		      hostPort: $port
+	EOF
+	wait_for 30 ctr_is hostport web started true
+	uid=$(uid_of hostport)
+	netns=cfs-${uid:0:24}
+	host=$(pget hostport status.hostIP)
+	# A real node's InternalIP, and so the pod's hostIP, is this host's.
+	ip -4 -o addr show | grep -q " inet $host/"
+	grep -q "address: $host\$" "$M/nodes/$RT_NODE.yaml"
+	[ -n "$(nat_rules_of "$netns")" ]
+	wait_for 10 curl -sf -m 2 -o "$WORK/hostport.out" "http://$host:$port/index.html"
+	grep -qx served-by-hostport "$WORK/hostport.out"
+	run curl -sf -m 2 "http://127.0.0.1:$port/index.html"
+	[ "$status" -eq 0 ]
+	[ "$output" = served-by-hostport ]
+
+	rm_pods hostport
+	[ -z "$(nat_rules_of "$netns")" ]
+	run curl -sf -m 2 "http://$host:$port/index.html"
+	[ "$status" -ne 0 ]
+}
+
 @test "an init container prepares an emptyDir for the app container" {
 	new_pod initpod <<-'EOF'
 		apiVersion: v1
