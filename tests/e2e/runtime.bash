@@ -357,6 +357,35 @@ _rt_say() {
 	fi
 }
 
+# portmap_note: before a test's first host port. The portmap plugin adds
+# shared chains to the nat table and jumps to them, and never removes
+# them; when they were not there before, the file's teardown does.
+portmap_note() {
+	[ -e "$WORK/portmap-chains" ] && return 0
+	if iptables-save -t nat | grep -q '^:CNI-HOSTPORT-DNAT '; then
+		echo host >"$WORK/portmap-chains"
+	else
+		echo ours >"$WORK/portmap-chains"
+	fi
+}
+
+_rt_portmap_cleanup() {
+	[ "$(cat "$WORK/portmap-chains" 2>/dev/null)" = ours ] || return 0
+	iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null
+	iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT 2>/dev/null
+	iptables -t nat -D POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" \
+		-j CNI-HOSTPORT-MASQ 2>/dev/null
+	local chain
+	for chain in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+		iptables -t nat -F "$chain" 2>/dev/null
+		iptables -t nat -X "$chain" 2>/dev/null
+	done
+	if iptables-save -t nat | grep -q CNI-; then
+		echo "teardown: portmap's chains could not be removed" | _rt_say
+		return 1
+	fi
+}
+
 rt_teardown_file() {
 	local rc=0 f uid id pid mnt
 	[ -n "${WORK:-}" ] || return 0
@@ -412,6 +441,7 @@ rt_teardown_file() {
 	if [ -n "${RT_BRIDGE:-}" ] && ip link show "$RT_BRIDGE" >/dev/null 2>&1; then
 		ip link del "$RT_BRIDGE" 2>/dev/null || true
 	fi
+	_rt_portmap_cleanup || rc=1
 	stop_registry
 	cleanup_server || rc=1
 	[ -z "$RT_RUN" ] || rm -rf "$RT_RUN"

@@ -331,6 +331,7 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 @test "a hostPort reaches the pod from the host's addresses and loopback; its rules go with the pod" {
 	local port uid netns host
 	port=$(free_port)
+	portmap_note
 	new_pod hostport <<-EOF
 		apiVersion: v1
 		kind: Pod
