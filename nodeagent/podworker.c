@@ -1,7 +1,9 @@
 /*
  * podworker.c: one thread per pod, making it run as its spec says.
  *
- * The loop: set up the sandbox (namespace, CNI, files, volumes); run the
+ * The loop: set up the sandbox (namespace, files, volumes; the CNI plugins
+ * wire the namespace on a thread of their own meanwhile, and the first
+ * container is created but started only once they are done); run the
  * init containers one after another to completion; start the containers;
  * then watch them (a pidfd per conmon, readable when the container has
  * ended and its exit code is written), restart them by the restart policy
@@ -256,6 +258,99 @@ static int write_config(struct crun_pod *p, struct crun_ctr *c, const struct ima
 	return r < 0 ? err_set(e, -r, "%s: %s", path, strerror(-r)) : 0;
 }
 
+/* The pod's host ports as CNI port mappings (a JSON array), or NULL when
+ * it has none. The object layer checked the ports' ranges; the protocol
+ * and hostIP are checked again here because they end up in JSON. */
+static char *port_mappings(const struct crun_pod *p)
+{
+	const struct ynode *ctrs = y_path(p->pod, "spec.containers");
+	struct strbuf sb = {0};
+
+	for (size_t i = 0; ctrs && ctrs->type == Y_SEQ && i < ctrs->n; i++) {
+		const struct ynode *ports = y_get(ctrs->v[i], "ports");
+		for (size_t j = 0; ports && ports->type == Y_SEQ && j < ports->n; j++) {
+			const struct ynode *hp = y_get(ports->v[j], "hostPort");
+			const struct ynode *cp = y_get(ports->v[j], "containerPort");
+			const char *proto = y_path_str(ports->v[j], "protocol");
+			const char *host_ip = y_path_str(ports->v[j], "hostIP");
+			struct in_addr a;
+			if (!hp || hp->type != Y_INT || hp->i <= 0 || !cp || cp->type != Y_INT)
+				continue;
+			if (!proto || !strcmp(proto, "TCP"))
+				proto = "tcp";
+			else if (!strcmp(proto, "UDP"))
+				proto = "udp";
+			else if (!strcmp(proto, "SCTP"))
+				proto = "sctp";
+			else
+				continue;
+			if (host_ip && (!*host_ip || inet_pton(AF_INET, host_ip, &a) != 1))
+				host_ip = NULL;
+			sb_puts(&sb, sb.len ? "," : "[");
+			sb_printf(&sb,
+				  "{\"hostPort\":%lld,\"containerPort\":%lld,\"protocol\":\"%s\"",
+				  (long long)hp->i, (long long)cp->i, proto);
+			if (host_ip)
+				sb_printf(&sb, ",\"hostIP\":\"%s\"", host_ip);
+			sb_puts(&sb, "}");
+		}
+	}
+	if (!sb.len)
+		return NULL;
+	sb_puts(&sb, "]");
+	return sb.buf;
+}
+
+static void *net_main(void *arg)
+{
+	struct crun_pod *p = arg;
+	cleanup_free char *ports = port_mappings(p);
+
+	p->net_r = cni_wire(&p->rt->cni, p->netns, p->cidr, p->ip, ports, &p->net_err);
+	return NULL;
+}
+
+/* Waits for the namespace's wiring: 0, or its error in e. */
+static int net_wait(struct crun_pod *p, struct err *e)
+{
+	if (p->net_busy) {
+		pthread_join(p->net, NULL);
+		p->net_busy = false;
+	}
+	if (p->net_r < 0)
+		*e = p->net_err;
+	return p->net_r;
+}
+
+/* The namespace and the pod's files; the wiring is started, not waited
+ * for: it takes tens of milliseconds of plugins, which the first
+ * container's image, overlay and crun create overlap. */
+static int sandbox_up(struct crun_pod *p, struct err *e)
+{
+	int r;
+
+	if ((r = mkdir_p(p->dir, 0700)) < 0)
+		return err_set(e, -r, "%s: %s", p->dir, strerror(-r));
+	if ((r = pod_files(p, e)) < 0 || (r = cni_netns_add(p->netns, e)) < 0)
+		return r;
+	p->net_r = 0;
+	if (pthread_create(&p->net, NULL, net_main, p) == 0)
+		p->net_busy = true;
+	else
+		net_main(p);
+	return 0;
+}
+
+/* The sandbox could not be made: said on every container, tried again in 5 s. */
+static void sandbox_failed(struct crun_pod *p, const struct err *e)
+{
+	fprintf(stderr, "clusterfs agent: pods/%s/%s: sandbox: %s\n", p->ns, p->name, e->msg);
+	for (size_t i = 0; i < p->nctrs; i++)
+		publish_waiting(p, &p->ctrs[i], p->ctrs[i].reason, e->msg);
+	p->sandbox = false;
+	p->sandbox_retry = mono_ms() + 5000;
+}
+
 static void launch(struct crun_pod *p, struct crun_ctr *c)
 {
 	struct image img = {0};
@@ -263,6 +358,8 @@ static void launch(struct crun_pod *p, struct crun_ctr *c)
 	pid_t conmon = 0;
 	int r;
 
+	if (!p->sandbox) /* its wiring failed on an earlier container's start */
+		return;
 	r = image_get(p->rt->images,
 		      y_path_str(c->spec, "image") ? y_path_str(c->spec, "image") : "",
 		      y_path_str(c->spec, "imagePullPolicy"), &img, &e);
@@ -283,8 +380,21 @@ static void launch(struct crun_pod *p, struct crun_ctr *c)
 		return;
 	}
 	if ((r = ctr_mount(c->dir, img.rootfs, &e)) < 0 ||
-	    (r = ctr_create(&p->rt->env, c->dir, c->id, &conmon, &e)) < 0 ||
-	    (r = ctr_start(&p->rt->env, c->id, &e)) < 0) {
+	    (r = ctr_create(&p->rt->env, c->dir, c->id, &conmon, &e)) < 0) {
+		ctr_clean(p, c);
+		start_failed(p, c, conmon ? "RunContainerError" : "CreateContainerError", &e);
+		image_clear(&img);
+		return;
+	}
+	/* Created in the pod's namespace; it runs its command only once the
+	 * namespace is wired. */
+	if (net_wait(p, &e) < 0) {
+		ctr_clean(p, c);
+		image_clear(&img);
+		sandbox_failed(p, &e);
+		return;
+	}
+	if ((r = ctr_start(&p->rt->env, c->id, &e)) < 0) {
 		ctr_clean(p, c);
 		start_failed(p, c, conmon ? "RunContainerError" : "CreateContainerError", &e);
 		image_clear(&img);
@@ -552,61 +662,6 @@ static void init_step(struct crun_pod *p, int64_t *next)
 	pod_changed(p);
 }
 
-/* The pod's host ports as CNI port mappings (a JSON array), or NULL when
- * it has none. The object layer checked the ports' ranges; the protocol
- * and hostIP are checked again here because they end up in JSON. */
-static char *port_mappings(const struct crun_pod *p)
-{
-	const struct ynode *ctrs = y_path(p->pod, "spec.containers");
-	struct strbuf sb = {0};
-
-	for (size_t i = 0; ctrs && ctrs->type == Y_SEQ && i < ctrs->n; i++) {
-		const struct ynode *ports = y_get(ctrs->v[i], "ports");
-		for (size_t j = 0; ports && ports->type == Y_SEQ && j < ports->n; j++) {
-			const struct ynode *hp = y_get(ports->v[j], "hostPort");
-			const struct ynode *cp = y_get(ports->v[j], "containerPort");
-			const char *proto = y_path_str(ports->v[j], "protocol");
-			const char *host_ip = y_path_str(ports->v[j], "hostIP");
-			struct in_addr a;
-			if (!hp || hp->type != Y_INT || hp->i <= 0 || !cp || cp->type != Y_INT)
-				continue;
-			if (!proto || !strcmp(proto, "TCP"))
-				proto = "tcp";
-			else if (!strcmp(proto, "UDP"))
-				proto = "udp";
-			else if (!strcmp(proto, "SCTP"))
-				proto = "sctp";
-			else
-				continue;
-			if (host_ip && (!*host_ip || inet_pton(AF_INET, host_ip, &a) != 1))
-				host_ip = NULL;
-			sb_puts(&sb, sb.len ? "," : "[");
-			sb_printf(&sb,
-				  "{\"hostPort\":%lld,\"containerPort\":%lld,\"protocol\":\"%s\"",
-				  (long long)hp->i, (long long)cp->i, proto);
-			if (host_ip)
-				sb_printf(&sb, ",\"hostIP\":\"%s\"", host_ip);
-			sb_puts(&sb, "}");
-		}
-	}
-	if (!sb.len)
-		return NULL;
-	sb_puts(&sb, "]");
-	return sb.buf;
-}
-
-static int sandbox_up(struct crun_pod *p, struct err *e)
-{
-	cleanup_free char *ports = port_mappings(p);
-	int r;
-
-	if ((r = mkdir_p(p->dir, 0700)) < 0)
-		return err_set(e, -r, "%s: %s", p->dir, strerror(-r));
-	if ((r = pod_files(p, e)) < 0)
-		return r;
-	return cni_add(&p->rt->cni, p->netns, p->cidr, p->ip, ports, e);
-}
-
 static void step(struct crun_pod *p, int64_t *next)
 {
 	int64_t now = mono_ms();
@@ -618,11 +673,7 @@ static void step(struct crun_pod *p, int64_t *next)
 			return;
 		}
 		if (sandbox_up(p, &e) < 0) {
-			fprintf(stderr, "clusterfs agent: pods/%s/%s: sandbox: %s\n", p->ns,
-				p->name, e.msg);
-			for (size_t i = 0; i < p->nctrs; i++)
-				publish_waiting(p, &p->ctrs[i], p->ctrs[i].reason, e.msg);
-			p->sandbox_retry = now + 5000;
+			sandbox_failed(p, &e);
 			*next = p->sandbox_retry;
 			return;
 		}
@@ -634,6 +685,8 @@ static void step(struct crun_pod *p, int64_t *next)
 	if (p->initialized)
 		for (size_t i = p->ninit; i < p->nctrs; i++)
 			ctr_step(p, &p->ctrs[i], next);
+	if (!p->sandbox && p->sandbox_retry < *next) /* its wiring failed */
+		*next = p->sandbox_retry;
 	set_phase(p);
 }
 
@@ -681,6 +734,7 @@ static void teardown(struct crun_pod *p)
 	cleanup_free char *ports = port_mappings(p);
 	int r;
 
+	net_wait(p, &e);
 	for (size_t i = 0; i < p->nctrs; i++)
 		if (access(p->ctrs[i].dir, F_OK) == 0)
 			ctr_clean(p, &p->ctrs[i]);
@@ -775,8 +829,11 @@ void *pod_main(void *arg)
 			next = now + LOG_PERIOD_MS;
 		wait_events(p, next);
 	}
-	if (o == W_DETACH)
+	if (o == W_DETACH) {
+		struct err e;
+		net_wait(p, &e); /* the wiring finishes: the pod is the next agent's */
 		return NULL;
+	}
 	pthread_mutex_lock(&p->rt->lock);
 	int grace = p->grace_s;
 	pthread_mutex_unlock(&p->rt->lock);

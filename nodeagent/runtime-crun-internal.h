@@ -69,8 +69,12 @@ struct crun_pod {
 	bool initialized;  /* every init container completed */
 	const char *phase; /* static */
 	/* The worker's own. */
-	bool sandbox; /* network namespace and files ready */
+	bool sandbox; /* network namespace and files ready; its wiring may go on */
 	int64_t sandbox_retry;
+	pthread_t net;	/* wiring the namespace (CNI) while net_busy */
+	bool net_busy;
+	int net_r;	    /* the wiring's result, once joined */
+	struct err net_err;
 };
 
 struct crun_rt {
