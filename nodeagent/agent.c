@@ -775,9 +775,17 @@ static int pod_sync(struct ctl *c, struct agent *a, const char *key, const char 
 	if (pod_done(pod) && !strmap_get(a->pods, key))
 		return 0;
 	node_prepare(c, a, n);
+	bool was_started = p && p->started;
 	r = pod_start(a, key, pod, n, &p);
 	if (r < 0 && r != -EINPROGRESS)
 		return r;
+	/* A status write is a commit; the first one waits behind the pods
+	 * queued meanwhile, so that pods bound together all start before any
+	 * is reported, and a pod already running by then is written once. */
+	if (r == 0 && !was_started) {
+		ctl_queue(c, key);
+		return 0;
+	}
 	int w = pod_report(c, a, p, ns, name, pod);
 	return w < 0 ? w : r;
 }
