@@ -247,6 +247,7 @@ static int agent_run(struct agent_opts *o)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD); /* the view's end, see below */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (o->server) {
 		if ((view = view_start(o->server, o->munge, o->cfg.view)) < 0)
@@ -269,7 +270,14 @@ static int agent_run(struct agent_opts *o)
 		fprintf(stderr, "clusterfs agent: node %s (%s) on %s%s%s\n", o->cfg.node,
 			rt->version, o->server ? o->server : o->cfg.view,
 			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
-	sigwait(&set, &sig);
+	/* Until told to stop: a view that died alone (kill -9 of the child)
+	 * is mounted again, tried every second while the server is away. */
+	do {
+		struct timespec second = {1, 0};
+		sig = sigtimedwait(&set, NULL, &second);
+		if (o->server && sig != SIGINT && sig != SIGTERM && sig != SIGHUP)
+			view = view_keep(view, o->server, o->munge, o->cfg.view);
+	} while (sig != SIGINT && sig != SIGTERM && sig != SIGHUP);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	view_stop(view); /* nothing of the agent waits for the server */
 	view = 0;

@@ -168,8 +168,10 @@ static int local_start(struct local_node *ln, struct err *e)
 		return err_set(e, ENOENT, "this host has no IPv4 address but loopback");
 	cfg.node_ip = host_ip;
 	struct agent_runtime *rt = agent_runtime_crun_new(&up->crun, e);
-	if (!rt || !(ln->agent = agent_new(&cfg, rt, e)))
+	struct agent *a = rt ? agent_new(&cfg, rt, e) : NULL;
+	if (!a)
 		return -1;
+	__atomic_store_n(&ln->agent, a, __ATOMIC_RELEASE); /* see local_keep */
 	return 0;
 }
 
@@ -202,6 +204,15 @@ static void local_begin(struct local_node *ln)
 	pthread_create(&ln->starter, NULL, local_starter, ln);
 }
 
+/* Mounts the view again when its child died alone, once the agent runs
+ * (the starter no longer touches the view then). */
+static void local_keep(struct local_node *ln)
+{
+	if (!ln->up || !__atomic_load_n(&ln->agent, __ATOMIC_ACQUIRE))
+		return;
+	ln->view = view_keep(ln->view, ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir);
+}
+
 /* Stops the agent (its pods keep running) and unmounts its view. */
 static void local_stop(struct local_node *ln)
 {
@@ -231,9 +242,11 @@ struct stopper {
 static void *stopper_main(void *arg)
 {
 	struct stopper *st = arg;
-	int sig;
+	struct timespec second = {1, 0};
 
-	sigwait(&st->signals, &sig);
+	/* Meanwhile, every second, the local node's view is kept mounted. */
+	while (sigtimedwait(&st->signals, NULL, &second) < 0)
+		local_keep(st->ln);
 	local_stop(st->ln);
 	fs_end_waits(st->fs);
 	export_stop(st->x);

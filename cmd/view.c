@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -88,4 +89,20 @@ void view_stop(pid_t pid)
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
+}
+
+pid_t view_keep(pid_t pid, const char *addr, int munge, const char *dir)
+{
+	int status;
+
+	if (pid > 0 && waitpid(pid, &status, WNOHANG) != pid)
+		return pid;
+	if (pid > 0)
+		fprintf(stderr, "clusterfs: the view of %s ended (%s %d): mounting it again\n", addr,
+			WIFSIGNALED(status) ? "signal" : "exit code",
+			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	/* What a killed child leaves answers ENOTCONN until it is unmounted;
+	 * conmon's mount namespaces may hold copies, hence the force. */
+	umount2(dir, MNT_FORCE | MNT_DETACH);
+	return view_start(addr, munge, dir);
 }

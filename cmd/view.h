@@ -21,6 +21,11 @@ pid_t view_spawn(const char *addr, int munge, const char *dir);
 int view_wait(pid_t pid, const char *addr, const char *dir);
 /* view_spawn() and view_wait(). */
 pid_t view_start(const char *addr, int munge, const char *dir);
+/* Keeps a view mounted: when the child pid has ended (killed: it ends
+ * of itself only when told to), or pid is -1 (an earlier try failed),
+ * unmounts what is left and starts another. Returns the pid of the view
+ * that runs, or -1 when starting one failed (try again later). */
+pid_t view_keep(pid_t pid, const char *addr, int munge, const char *dir);
 /* Unmounts the view: what waits for the server fails at once. pid <= 0 does
  * nothing. */
 void view_stop(pid_t pid);

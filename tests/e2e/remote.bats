@@ -92,6 +92,8 @@ server_up() {
 	wait_for 20 grep -qs "phase: Running" "$NS/pods/p1.yaml"
 	uid1=$(grep -m1 "uid:" "$NS/pods/p1.yaml")
 	server_down
+	# the agent notices (its heartbeat, every second, fails)
+	wait_for 20 grep -q "not connected" "$WORK/agent.log"
 	server_up
 	# made at once through the server's own mount, while the agent is
 	# still backing off before it reconnects
@@ -102,7 +104,26 @@ server_up() {
 	# unreadable view for an empty one
 	grep -q "phase: Running" "$SERVER_M/namespaces/default/pods/p1.yaml"
 	[ "$(grep -m1 "uid:" "$SERVER_M/namespaces/default/pods/p1.yaml")" = "$uid1" ]
-	grep -q "not connected" "$WORK/agent.log"
+}
+
+# view_pid: the agent's `clusterfs mount` child.
+view_pid() { pgrep -P "$(cat "$WORK/agent.pid")" -f "clusterfs mount"; }
+
+@test "an agent whose view is killed with SIGKILL mounts it again and goes on" {
+	local old uid1
+	old=$(view_pid)
+	[ -n "$old" ]
+	uid1=$(grep -m1 "uid:" "$SERVER_M/namespaces/default/pods/p1.yaml")
+	kill -9 "$old"
+	wait_for 30 sh -c "p=\$(pgrep -P $(cat "$WORK/agent.pid") -f 'clusterfs mount') && [ \"\$p\" != $old ]"
+	wait_for 30 test -d "$WORK/view/nodes"
+	[ "$(grep -c " $WORK/view " /proc/mounts)" -eq 1 ]
+	grep -q "view of 127.0.0.1:$CFS_PORT ended (signal 9): mounting it again" "$WORK/agent.log"
+	printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p3\nspec:\n  nodeName: far\n  containers:\n  - name: c\n    image: busybox\n' \
+		>"$SERVER_M/namespaces/default/pods/p3.yaml"
+	wait_for 30 grep -qs "phase: Running" "$SERVER_M/namespaces/default/pods/p3.yaml"
+	[ "$(grep -m1 "uid:" "$SERVER_M/namespaces/default/pods/p1.yaml")" = "$uid1" ]
+	grep -q "phase: Running" "$SERVER_M/namespaces/default/pods/p1.yaml"
 }
 
 @test "an agent with --server stops cleanly and unmounts its view" {
