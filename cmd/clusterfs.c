@@ -48,6 +48,7 @@ static int usage(FILE *out)
 	      "                        [--log-limit BYTES] [--service-cidr CIDR]\n"
 	      "                        [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs up [--mount DIR] [--state DIR] [--node NAME] [--bridge NAME]\n"
+	      "                    [--run-dir DIR]\n"
 	      "                    [--registry HOST] [--insecure-registry HOST:PORT]...\n"
 	      "                    [--listen ADDR:PORT [--auth none|munge]]\n"
 	      "       clusterfs agent (--view DIR | --server ADDR:PORT) --node NAME ...\n"
@@ -338,6 +339,7 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 	static const struct option opts[] = {
 		{"node", required_argument, NULL, 'n'},
 		{"bridge", required_argument, NULL, 'B'},
+		{"run-dir", required_argument, NULL, 'R'},
 		{"registry", required_argument, NULL, 'r'},
 		{"insecure-registry", required_argument, NULL, 'i'},
 		{"mount", required_argument, NULL, 'm'},
@@ -401,6 +403,7 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 			return usage(stdout);
 		case 'n':
 		case 'B':
+		case 'R':
 		case 'r':
 		case 'i':
 			if (!up || (c == 'i' && up->ninsecure == MAX_INSECURE))
@@ -409,6 +412,8 @@ static int cmd_server(int argc, char **argv, const char *mount, const char *stat
 				up->node = optarg;
 			else if (c == 'B')
 				up->crun.bridge = optarg;
+			else if (c == 'R')
+				up->crun.run_dir = optarg;
 			else if (c == 'r')
 				up->crun.registry = optarg;
 			else
