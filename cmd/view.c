@@ -98,8 +98,8 @@ pid_t view_keep(pid_t pid, const char *addr, int munge, const char *dir)
 	if (pid > 0 && waitpid(pid, &status, WNOHANG) != pid)
 		return pid;
 	if (pid > 0)
-		fprintf(stderr, "clusterfs: the view of %s ended (%s %d): mounting it again\n", addr,
-			WIFSIGNALED(status) ? "signal" : "exit code",
+		fprintf(stderr, "clusterfs: the view of %s ended (%s %d): mounting it again\n",
+			addr, WIFSIGNALED(status) ? "signal" : "exit code",
 			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 	/* What a killed child leaves answers ENOTCONN until it is unmounted;
 	 * conmon's mount namespaces may hold copies, hence the force. */
