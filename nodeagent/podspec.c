@@ -3,7 +3,8 @@
  *
  * pod_files() writes what every container of the pod shares: /etc/hosts,
  * /etc/hostname, /etc/resolv.conf, and the volumes (emptyDir, hostPath,
- * configMap and secret, the last two one file per key with defaultMode).
+ * configMap and secret, the last two one file per key with defaultMode,
+ * which pod_volumes_refresh() brings up to date while the pod runs).
  * ctr_config() turns a container's spec and its image's config into
  * config.json by Kubernetes' rules: command replaces the entrypoint and
  * drops the image's cmd, args replace the cmd; env entries override the
@@ -27,10 +28,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *str_or(const struct ynode *m, const char *path, const char *def)
@@ -128,7 +131,171 @@ static char *resolv_conf(struct crun_pod *p)
 	return sb_steal(&sb, NULL);
 }
 
-/* Writes a config map's or secret's keys (or the chosen items) into dir. */
+/*
+ * configMap and secret volumes are laid out as kubelet's atomic writer
+ * lays them out, so that a change reaches running containers whole:
+ *
+ *   ..2026_12_05_07_50_01.123456789/   the files
+ *   ..data -> ..2026_12_05_07_50_01.123456789
+ *   KEY -> ..data/KEY                  one link per top-level name
+ *
+ * An update writes a new timestamped directory, renames a new ..data link
+ * over the old one (one atomic step: a reader sees the old set or the new
+ * one), mends the KEY links and removes the old directory. Nothing is
+ * written when the files are already what they should be.
+ */
+struct proj_file {
+	char *path; /* relative: KEY, or an item's path */
+	char *data;
+	size_t len;
+	unsigned mode;
+};
+
+struct projection {
+	struct proj_file *v;
+	size_t n;
+};
+
+static void projection_free(struct projection *pr)
+{
+	for (size_t i = 0; i < pr->n; i++)
+		free(pr->v[i].path), free(pr->v[i].data);
+	free(pr->v);
+}
+
+/* The regular files under dir, counted (nested ones too). */
+static size_t count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	while (d && (de = readdir(d))) {
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		cleanup_free char *path = xasprintf("%s/%s", dir, de->d_name);
+		if (lstat(path, &st) < 0)
+			continue;
+		n += S_ISDIR(st.st_mode) ? count_files(path) : S_ISREG(st.st_mode) ? 1 : 0;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Whether dir/..data holds exactly pr's files, contents and modes. */
+static bool projection_current(const char *dir, const struct projection *pr)
+{
+	cleanup_free char *data = xasprintf("%s/..data", dir);
+
+	if (count_files(data) != pr->n)
+		return false;
+	for (size_t i = 0; i < pr->n; i++) {
+		cleanup_free char *path = xasprintf("%s/%s", data, pr->v[i].path);
+		struct stat st;
+		size_t len;
+		cleanup_free char *now = file_get(path, pr->v[i].len + 1, &len);
+		if (!now || len != pr->v[i].len || memcmp(now, pr->v[i].data, len) ||
+		    stat(path, &st) < 0 || (st.st_mode & 0777) != pr->v[i].mode)
+			return false;
+	}
+	return true;
+}
+
+/* Points dir/name at ..data/name, through a link renamed into place. */
+static int top_link(const char *dir, const char *name)
+{
+	cleanup_free char *path = xasprintf("%s/%s", dir, name);
+	cleanup_free char *target = xasprintf("..data/%s", name);
+	cleanup_free char *tmp = xasprintf("%s/..link_tmp", dir);
+	char now[PATH_MAX];
+	ssize_t n = readlink(path, now, sizeof(now) - 1);
+	struct stat st;
+
+	if (n > 0 && (now[n] = '\0', !strcmp(now, target)))
+		return 0;
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		rm_rf(path); /* an older layout's directory */
+	unlink(tmp);
+	if (symlink(target, tmp) < 0 || rename(tmp, path) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool top_name_of(const struct projection *pr, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < pr->n; i++)
+		if (!strncmp(pr->v[i].path, name, len) &&
+		    (pr->v[i].path[len] == '\0' || pr->v[i].path[len] == '/'))
+			return true;
+	return false;
+}
+
+static int projection_write(const char *dir, const struct projection *pr, struct err *e)
+{
+	cleanup_free char *data = xasprintf("%s/..data", dir);
+	cleanup_free char *tmp = xasprintf("%s/..data_tmp", dir);
+	char old[PATH_MAX] = "", stamp[64];
+	struct timespec ts;
+	struct tm tm;
+	ssize_t n = readlink(data, old, sizeof(old) - 1);
+	int r = 0;
+
+	old[n > 0 ? n : 0] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "..%Y_%m_%d_%H_%M_%S", &tm);
+	cleanup_free char *name = xasprintf("%s.%09ld", stamp, ts.tv_nsec);
+	cleanup_free char *fresh = xasprintf("%s/%s", dir, name);
+	if (mkdir(fresh, 0755) < 0)
+		return err_set(e, errno, "%s: %s", fresh, strerror(errno));
+	for (size_t i = 0; i < pr->n && r == 0; i++) {
+		cleanup_free char *file = xasprintf("%s/%s", fresh, pr->v[i].path);
+		char *slash = strrchr(file, '/');
+		*slash = '\0';
+		mkdir_p(file, 0755);
+		*slash = '/';
+		if ((r = file_put(file, pr->v[i].data, pr->v[i].len, pr->v[i].mode)) == 0)
+			chmod(file, pr->v[i].mode);
+		else
+			err_set(e, -r, "%s: %s", file, strerror(-r));
+	}
+	unlink(tmp);
+	if (r == 0 && (symlink(name, tmp) < 0 || rename(tmp, data) < 0))
+		r = err_set(e, errno, "%s: %s", data, strerror(errno));
+	if (r < 0) {
+		rm_rf(fresh);
+		return r;
+	}
+	for (size_t i = 0; i < pr->n; i++) {
+		char top[NAME_MAX + 1];
+		snprintf(top, sizeof(top), "%.*s", (int)strcspn(pr->v[i].path, "/"), pr->v[i].path);
+		if ((r = top_link(dir, top)) < 0)
+			return err_set(e, -r, "%s/%s: %s", dir, top, strerror(-r));
+	}
+	/* Names no longer there, and the files the old ..data held. */
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, "..", 2) && strcmp(de->d_name, ".") &&
+		    !top_name_of(pr, de->d_name)) {
+			cleanup_free char *gone = xasprintf("%s/%s", dir, de->d_name);
+			rm_rf(gone);
+		}
+	if (d)
+		closedir(d);
+	if (old[0] && strcmp(old, name)) {
+		cleanup_free char *stale = xasprintf("%s/%s", dir, old);
+		rm_rf(stale);
+	}
+	return 0;
+}
+
+/* Writes a config map's or secret's keys (or the chosen items) into dir,
+ * or leaves dir as it is when they are already there. */
 static int key_files(struct crun_pod *p, const struct ynode *src, bool secret, const char *dir,
 		     struct err *e)
 {
@@ -138,6 +305,7 @@ static int key_files(struct crun_pod *p, const struct ynode *src, bool secret, c
 	struct ynode *obj = view_get(p, secret ? "secrets" : "configmaps", name, e);
 	const struct ynode *data = obj ? y_get(obj, "data") : NULL;
 	unsigned m = mode && mode->type == Y_INT ? (unsigned)mode->i & 0777 : 0644;
+	struct projection pr = {0};
 	int r = 0;
 
 	if (!obj)
@@ -155,20 +323,17 @@ static int key_files(struct crun_pod *p, const struct ynode *src, bool secret, c
 					fm = (unsigned)im->i & 0777;
 			}
 		size_t len = 0;
-		cleanup_free char *v = wanted ? value_of(obj, secret, key, &len) : NULL;
-		if (!v || strstr(path, "..") || path[0] == '/')
+		char *v = wanted ? value_of(obj, secret, key, &len) : NULL;
+		if (!v || strstr(path, "..") || path[0] == '/' || !path[0]) {
+			free(v);
 			continue;
-		cleanup_free char *file = xasprintf("%s/%s", dir, path);
-		char *slash = strrchr(file, '/');
-		*slash = '\0';
-		mkdir_p(file, 0755);
-		*slash = '/';
-		if ((r = file_put(file, v, len, fm)) < 0) {
-			err_set(e, -r, "%s: %s", file, strerror(-r));
-			break;
 		}
-		chmod(file, fm);
+		pr.v = xrealloc(pr.v, (pr.n + 1) * sizeof(*pr.v));
+		pr.v[pr.n++] = (struct proj_file){xstrdup(path), v, len, fm};
 	}
+	if (!projection_current(dir, &pr))
+		r = projection_write(dir, &pr, e);
+	projection_free(&pr);
 	y_free(obj);
 	return r;
 }
@@ -197,6 +362,22 @@ static int volume(struct crun_pod *p, const struct ynode *v, struct err *e)
 	if ((src = y_get(v, "secret")) && key_files(p, src, true, dir, e) < 0)
 		return err_prefix(e, "volume %s: ", name), -ENOENT;
 	return 0;
+}
+
+void pod_volumes_refresh(struct crun_pod *p)
+{
+	const struct ynode *vols = y_path(p->pod, "spec.volumes");
+
+	for (size_t i = 0; vols && vols->type == Y_SEQ && i < vols->n; i++) {
+		const struct ynode *v = vols->v[i], *src;
+		cleanup_free char *dir = xasprintf("%s/volumes/%s", p->dir, str_or(v, "name", ""));
+		struct err e = {0};
+		/* An object gone or unreadable leaves the files as they were. */
+		if ((src = y_get(v, "configMap")))
+			key_files(p, src, false, dir, &e);
+		else if ((src = y_get(v, "secret")))
+			key_files(p, src, true, dir, &e);
+	}
 }
 
 int pod_files(struct crun_pod *p, struct err *e)

@@ -34,6 +34,9 @@
 
 #define MAX_BACKOFF_MS (300 * 1000)
 #define LOG_PERIOD_MS  500
+/* How often configMap and secret volumes are compared with their objects
+ * (kubelet's own delay is up to a minute). */
+#define VOLUME_PERIOD_MS 10000
 
 enum worker_order { W_RUN, W_STOP, W_DETACH };
 
@@ -811,7 +814,7 @@ void *pod_main(void *arg)
 {
 	struct crun_pod *p = arg;
 	enum worker_order o;
-	int64_t last_ship = 0;
+	int64_t last_ship = 0, last_volumes = mono_ms();
 
 	adopt(p);
 	pod_save(p);
@@ -824,6 +827,10 @@ void *pod_main(void *arg)
 				if (p->ctrs[i].state == CTR_RUNNING)
 					ship_logs(p, &p->ctrs[i]);
 			last_ship = now;
+		}
+		if (p->sandbox && now - last_volumes >= VOLUME_PERIOD_MS) {
+			pod_volumes_refresh(p);
+			last_volumes = now;
 		}
 		if (next > now + LOG_PERIOD_MS)
 			next = now + LOG_PERIOD_MS;

@@ -71,9 +71,9 @@ struct crun_pod {
 	/* The worker's own. */
 	bool sandbox; /* network namespace and files ready; its wiring may go on */
 	int64_t sandbox_retry;
-	pthread_t net;	/* wiring the namespace (CNI) while net_busy */
+	pthread_t net; /* wiring the namespace (CNI) while net_busy */
 	bool net_busy;
-	int net_r;	    /* the wiring's result, once joined */
+	int net_r; /* the wiring's result, once joined */
 	struct err net_err;
 };
 
@@ -101,6 +101,9 @@ void pod_changed(struct crun_pod *p);
 
 /* The pod spec, made concrete (podspec.c). */
 int pod_files(struct crun_pod *p, struct err *e);
+/* Rewrites the configMap and secret volumes whose objects changed; an
+ * object gone or unreadable leaves them as they were. */
+void pod_volumes_refresh(struct crun_pod *p);
 struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct image *img,
 			 struct err *e);
 

@@ -251,8 +251,8 @@ teardown() {
 		      echo "greeting=$(cat /etc/cfg/greeting)"
 		      echo "other=$(cat /etc/cfg/other)"
 		      echo "token=$(cat /etc/sec/token)"
-		      echo "decimal-mode=$(stat -c %a /etc/sec-decimal/token)"
-		      echo "octal-mode=$(stat -c %a /etc/sec/token)"
+		      echo "decimal-mode=$(stat -L -c %a /etc/sec-decimal/token)"
+		      echo "octal-mode=$(stat -L -c %a /etc/sec/token)"
 		      echo from-the-writer > /shared/.tmp && mv /shared/.tmp /shared/note
 		    volumeMounts:
 		    - name: cfg
@@ -287,9 +287,93 @@ teardown() {
 	log_has volpod reader "read=from-the-writer"
 	log_has volpod writer "decimal-mode=400"
 	# defaultMode: 0400 is octal to kubectl (YAML 1.1), as in every example.
+	# The key is a link into ..data, as in Kubernetes: stat -L for its mode.
 	log_has volpod writer "octal-mode=400"
 	rm_pods volpod
 	rm -f "$NS/configmaps/vol-cm.yaml" "$NS/secrets/vol-secret.yaml"
+}
+
+@test "a running pod's configMap and secret volumes follow their objects' changes, whole" {
+	new_object configmaps live-cm <<-'EOF'
+		apiVersion: v1
+		kind: ConfigMap
+		metadata:
+		  name: live-cm
+		data:
+		  greeting: first
+		  gone-later: here
+	EOF
+	new_object secrets live-secret <<-EOF
+		apiVersion: v1
+		kind: Secret
+		metadata:
+		  name: live-secret
+		data:
+		  token: $(printf tok-1 | base64)
+	EOF
+	new_pod live <<-'EOF'
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: live
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  volumes:
+		  - name: cfg
+		    configMap:
+		      name: live-cm
+		  - name: sec
+		    secret:
+		      secretName: live-secret
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command:
+		    - sh
+		    - -c
+		    - |
+		      trap "exit 0" TERM
+		      while true; do
+		        d=/etc/cfg/$(readlink /etc/cfg/..data)
+		        echo "seen=$(cat $d/greeting):$(cat $d/added 2>/dev/null):$(ls /etc/cfg | tr '\n' ,):$(cat /etc/sec/token)"
+		        sleep 0.5
+		      done
+		    volumeMounts:
+		    - name: cfg
+		      mountPath: /etc/cfg
+		    - name: sec
+		      mountPath: /etc/sec
+	EOF
+	wait_for 30 log_has live main "seen=first::gone-later,greeting,:tok-1"
+	# kubelet's layout: KEY -> ..data/KEY, ..data -> a timestamped directory
+	local uid
+	uid=$(uid_of live)
+	[ "$(readlink "$RT_STATE/pods/$uid/volumes/cfg/greeting")" = ..data/greeting ]
+	[[ "$(readlink "$RT_STATE/pods/$uid/volumes/cfg/..data")" == ..20* ]]
+	cat >"$WORK/live-cm.yaml" <<-'EOF'
+		apiVersion: v1
+		kind: ConfigMap
+		metadata:
+		  name: live-cm
+		data:
+		  greeting: second
+		  added: new-key
+	EOF
+	cp "$WORK/live-cm.yaml" "$NS/configmaps/live-cm.yaml"
+	printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: live-secret\ndata:\n  token: %s\n' \
+		"$(printf tok-2 | base64)" >"$NS/secrets/live-secret.yaml"
+	wait_for 60 log_has live main "seen=second:new-key:added,greeting,:tok-2"
+	# read through one ..data, never a mix of the old set and the new
+	! log_has live main "seen=second::"
+	! log_has live main "seen=first:new-key"
+	# a deleted object leaves the files as they were
+	rm -f "$NS/configmaps/live-cm.yaml"
+	local lines
+	lines=$(log_of live main | wc -l)
+	wait_for 30 sh -c "[ \$(wc -l <'$NS/pods/live/logs/main') -ge $((lines + 25)) ]"
+	[ "$(log_of live main | tail -1)" = "seen=second:new-key:added,greeting,:tok-2" ]
+	rm_pods live
+	rm -f "$NS/secrets/live-secret.yaml"
 }
 
 @test "two containers of a pod talk over localhost" {
