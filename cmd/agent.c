@@ -45,6 +45,8 @@ static int agent_usage(FILE *out)
 	      "                       [--state-dir DIR] [--run-dir DIR] [--bridge NAME]\n"
 	      "                       [--registry HOST] [--insecure-registry HOST:PORT]...\n"
 	      "                       [--pids-limit N] [--backoff SECONDS] [--node-ip ADDR]\n"
+	      "                       [--image-gc-high-threshold PCT] [--image-gc-low-threshold "
+	      "PCT]\n"
 	      "\n"
 	      "Runs node NAME on the cluster mounted at DIR: registers nodes/NAME.yaml,\n"
 	      "renews its Ready heartbeat every SECONDS (10), runs the pods bound to it\n"
@@ -63,6 +65,9 @@ static int agent_usage(FILE *out)
 	      "  --insecure-registry  a registry reached over plain HTTP; repeatable\n"
 	      "  --pids-limit  the most processes of one container (4096; 0: no limit)\n"
 	      "  --backoff     the first restart back-off, doubling to 5 minutes (10)\n"
+	      "  --image-gc-high-threshold, --image-gc-low-threshold  after a pull, with\n"
+	      "                more than HIGH percent of the disk used, unused images go\n"
+	      "                until LOW percent is (85, 80; HIGH 100: never)\n"
 	      "  --node-ip     the node's InternalIP (the default route's address, else\n"
 	      "                the first other one; simulated nodes make one up)\n",
 	      out);
@@ -130,6 +135,8 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		{"pids-limit", required_argument, NULL, 'P'},
 		{"backoff", required_argument, NULL, 'k'},
 		{"node-ip", required_argument, NULL, 'I'},
+		{"image-gc-high-threshold", required_argument, NULL, 'G'},
+		{"image-gc-low-threshold", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -146,6 +153,18 @@ static int agent_parse(int argc, char **argv, struct agent_opts *o)
 		case 'S':
 			o->simulated = 1;
 			break;
+		case 'G':
+		case 'g': {
+			char *end;
+			long pct = strtol(optarg, &end, 10);
+			if (*end || end == optarg || pct < (c == 'G') || pct > 100)
+				return agent_bad(
+					"image GC threshold \"%s\": a percent, 1 to 100 for "
+					"the high one, 0 to 100 for the low",
+					optarg);
+			*(c == 'G' ? &o->crun.image_gc_high : &o->crun.image_gc_low) = (int)pct;
+			break;
+		}
 		case 'I': {
 			struct in_addr a;
 			if (inet_pton(AF_INET, optarg, &a) != 1)
@@ -293,7 +312,9 @@ int cmd_agent(int argc, char **argv)
 			       .crun = {.state_dir = AGENT_STATE,
 					.run_dir = AGENT_RUN,
 					.bridge = "cfs0",
-					.pids_limit = 4096}};
+					.pids_limit = 4096,
+					.image_gc_high = 85,
+					.image_gc_low = 80}};
 	int r;
 
 	if ((r = agent_parse(argc, argv, &o)) != 0)
@@ -310,6 +331,8 @@ int cmd_agent(int argc, char **argv)
 		o.cfg.capacity = host;
 	if (o.help)
 		return agent_usage(stdout);
+	if (o.crun.image_gc_low > o.crun.image_gc_high)
+		return agent_bad("--image-gc-low-threshold %s: above the high threshold", "PCT");
 	if (o.simulated && o.cfg.node_ip)
 		return agent_bad("--node-ip %s: simulated nodes make their addresses up",
 				 o.cfg.node_ip);

@@ -21,6 +21,15 @@ struct image_store;
 struct image_store *image_store_new(const char *dir, const char *default_registry,
 				    const char *const *insecure);
 void image_store_free(struct image_store *s);
+/*
+ * Image garbage collection after each pull (image.c): when the store's
+ * filesystem is more than high percent used, images no container uses
+ * and no reference from in_use() names (a NULL-terminated list the store
+ * frees) are removed, least recently used first, down to low percent.
+ * high 100 (the default) never collects.
+ */
+void image_store_gc(struct image_store *s, int high, int low, char **(*in_use)(void *arg),
+		    void *arg);
 
 struct image {
 	char *rootfs;	      /* the unpacked image's rootfs (read-only lower dir) */

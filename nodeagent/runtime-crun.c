@@ -402,6 +402,38 @@ static char *absolute_dir(const char *path, bool make, struct err *e)
 	return abs;
 }
 
+struct refs {
+	char **v;
+	size_t n;
+};
+
+static void add_refs(const char *uid, void *val, void *arg)
+{
+	struct crun_pod *p = val;
+	struct refs *r = arg;
+
+	for (size_t i = 0; i < p->nctrs; i++) {
+		const char *image = y_path_str(p->ctrs[i].spec, "image");
+		if (!image)
+			continue;
+		r->v = xrealloc(r->v, (r->n + 2) * sizeof(char *));
+		r->v[r->n++] = xstrdup(image);
+		r->v[r->n] = NULL;
+	}
+}
+
+/* The images the node's pods name: the image collector keeps them. */
+static char **images_in_use(void *arg)
+{
+	struct crun_rt *rt = arg;
+	struct refs r = {0};
+
+	pthread_mutex_lock(&rt->lock);
+	strmap_each(rt->pods, add_refs, &r);
+	pthread_mutex_unlock(&rt->lock);
+	return r.v ? r.v : xcalloc(1, sizeof(char *));
+}
+
 struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, struct err *e)
 {
 	cleanup_free char *state = NULL, *run = NULL, *view = NULL;
@@ -430,6 +462,9 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 				      .data_dir = xasprintf("%s/ipam", cfg->state_dir)};
 	cleanup_free char *images = xasprintf("%s/images", cfg->state_dir);
 	rt->images = image_store_new(images, cfg->registry, cfg->insecure);
+	if (cfg->image_gc_high)
+		image_store_gc(rt->images, cfg->image_gc_high, cfg->image_gc_low, images_in_use,
+			       rt);
 	mkdir_p(rt->pods_dir, 0700);
 	mkdir_p(rt->env.crun_root, 0700);
 	pthread_mutex_init(&rt->lock, NULL);

@@ -212,6 +212,13 @@ advanced() { [ "$(heartbeat "$1")" != "$2" ]; }
 	run "$CLUSTERFS" agent --view "$M" --node x --simulated --node-ip 10.0.0.3
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"simulated nodes make their addresses up"* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --image-gc-high-threshold 101
+	[ "$status" -eq 2 ]
+	[[ "$output" == *'image GC threshold "101": a percent'* ]]
+	run "$CLUSTERFS" agent --view "$M" --node x --image-gc-high-threshold 50 \
+		--image-gc-low-threshold 60
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"above the high threshold"* ]]
 	run "$CLUSTERFS" agent --view "$M" --node x --backoff never
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"--backoff \"never\": seconds"* ]]

@@ -5,7 +5,8 @@
 #   rt_setup_file        server, registry, busybox pushed, agent started,
 #                        node Ready; exports RT_NODE RT_BRIDGE RT_STATE RT_RUN
 #   rt_teardown_file     leaves nothing behind, even after failures
-#   rt_start_agent       starts the agent (again) with the same flags
+#   rt_start_agent       starts the agent (again) with the same flags, and
+#                        $RT_AGENT_ARGS
 #   rt_kill_agent [SIG]  stops it by pid and waits for it to go
 #
 #   new_pod NAME         the pod document on stdin (@IMAGE@, @REGISTRY@,
@@ -230,7 +231,7 @@ rt_start_agent() {
 		cd "$WORK/cwd" || exit 1
 		"$bin" agent --view "$M" --node "$RT_NODE" --state-dir "$RT_STATE" \
 			--run-dir "$RT_RUN" --bridge "$RT_BRIDGE" --insecure-registry "$REGISTRY" \
-			--backoff 1 </dev/null >>"$WORK/agent.log" 2>&1 3>&- &
+			--backoff 1 ${RT_AGENT_ARGS:-} </dev/null >>"$WORK/agent.log" 2>&1 3>&- &
 		echo $! >"$WORK/agent.pid"
 	)
 }

@@ -5,7 +5,8 @@
 # codes, restarts, environment, volumes, networking, init containers,
 # limits and probes; what a deleted pod leaves (nothing); an agent killed
 # and started again adopts its containers; a Deployment of ten replicas;
-# a bad image reference.
+# a bad image reference; host ports; volumes that follow their objects;
+# image garbage collection.
 #
 # Needs root, crun, conmon, skopeo, umoci, docker-registry, the CNI
 # plugins and busybox-static (scripts/install-deps).
@@ -840,4 +841,61 @@ many_gone() {
 	wait_for 30 ctr_is badimage main state.waiting.reason ImagePullBackOff
 	[ "$(pget badimage status.phase)" = Pending ]
 	rm_pods badimage
+}
+
+# push_variant NAME: busybox with one more environment variable (so another
+# manifest digest), pushed as $REGISTRY/NAME:1.
+push_variant() {
+	umoci config --image "$WORK/images:busybox" --tag "$1" --config.env "VARIANT=$1" >&2 &&
+		skopeo copy --quiet --dest-tls-verify=false --policy "$(skopeo_policy)" \
+			"oci:$WORK/images:$1" "docker://$REGISTRY/$1:1" >&2
+}
+
+# layout_of NAME: where the agent's store keeps the layout of NAME:1.
+layout_of() { echo "$RT_STATE/images/layouts/${REGISTRY//:/_}_$1_1"; }
+
+# variant_pod NAME IMAGE
+variant_pod() {
+	new_pod "$1" <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: $1
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: $2
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+	EOF
+	wait_for 60 ctr_is "$1" main started true
+}
+
+@test "image GC over its threshold removes the images no pod uses and keeps those in use" {
+	push_variant gc-a
+	push_variant gc-b
+	# an agent whose disk is always "full": every pull collects
+	rt_kill_agent TERM
+	RT_AGENT_ARGS="--image-gc-high-threshold 1 --image-gc-low-threshold 0" rt_start_agent
+	wait_for 30 node_ready
+	variant_pod gca "$REGISTRY/gc-a:1"
+	[ -e "$(layout_of gc-a)" ]
+	rm_pods gca
+	variant_pod gcb "$REGISTRY/gc-b:1"
+	# gc-a is used by no pod now: gone, layout and unpacked rootfs
+	[ ! -e "$(layout_of gc-a)" ]
+	grep -q "image gc: removed sha256:" "$WORK/agent.log"
+	local n_unpacked
+	n_unpacked=$(ls "$RT_STATE/images/unpacked" | grep -vc '^\.' || true)
+	# gc-b runs, so a pull of gc-a again keeps it
+	variant_pod gca2 "$REGISTRY/gc-a:1"
+	[ -e "$(layout_of gc-b)" ]
+	ctr_is gcb main started true
+	[ "$(ls "$RT_STATE/images/unpacked" | grep -vc '^\.')" -eq 2 ]
+	[ "$n_unpacked" -eq 1 ]
+	rm_pods gca2 gcb
+	# back to the file's agent
+	rt_kill_agent TERM
+	rt_start_agent
+	wait_for 30 node_ready
 }
