@@ -42,6 +42,7 @@
 #define KEEP_NS	       1000000000LL
 #define KEEP_MAX       4096
 #define HANDOFFS       16
+#define DIRFIDS	       32
 #define HANDOFF_TTL_NS 1000000000LL
 
 /*
@@ -71,6 +72,12 @@ struct remote {
 	int has_watcher;
 	struct rfile *files; /* open files, under lock: freed at the end if never released */
 	struct handoff handoffs[HANDOFFS]; /* under lock */
+	struct dirfid {
+		char *path;
+		struct p9fid fid;
+		int users;  /* walks from it under way: not to be clunked */
+	} dirfids[DIRFIDS]; /* under lock; see walk() */
+	unsigned dirfid_next;
 };
 
 struct kept_attr {
@@ -284,17 +291,83 @@ static struct rfile *rfile_of(struct fuse_file_info *fi)
 	return (struct rfile *)(uintptr_t)fi->fh;
 }
 
-/* Walks a FUSE path ("/a/b") from the root. libfuse gives an open file's
- * operations a NULL path once the file was unlinked: that is ENOENT. */
+/* A fid of directory path ("/a/b"), walked once and kept: a walk from it
+ * names one component instead of all of them. diod's fids are paths, so a
+ * kept fid means what a walk from the root would, whatever changed since;
+ * one of an earlier session is walked again. *slot is the entry to give
+ * back with dir_fid_put(), or -1 when the fid is the caller's to clunk
+ * (every entry was in use). */
+static int dir_fid_get(struct remote *r, struct p9 *p, const char *path, struct p9fid root,
+		       struct p9fid *out, int *slot)
+{
+	struct p9fid fid;
+	int rc;
+
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < DIRFIDS; i++)
+		if (r->dirfids[i].path && r->dirfids[i].fid.gen == root.gen &&
+		    !strcmp(r->dirfids[i].path, path)) {
+			r->dirfids[i].users++;
+			*out = r->dirfids[i].fid;
+			*slot = i;
+			pthread_mutex_unlock(&r->lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&r->lock);
+	if ((rc = p9_walk(p, root, path + 1, &fid)) < 0)
+		return rc;
+	*out = fid;
+	*slot = -1;
+	pthread_mutex_lock(&r->lock);
+	for (int n = 0; n < DIRFIDS && *slot < 0; n++) {
+		int i = (int)(r->dirfid_next++ % DIRFIDS);
+		struct dirfid *d = &r->dirfids[i];
+		if (d->users)
+			continue;
+		if (d->path) {
+			p9_clunk(p, d->fid);
+			free(d->path);
+		}
+		*d = (struct dirfid){xstrdup(path), fid, 1};
+		*slot = i;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+static void dir_fid_put(struct remote *r, struct p9 *p, int slot, struct p9fid fid)
+{
+	if (slot < 0) {
+		p9_clunk(p, fid);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	r->dirfids[slot].users--;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Walks a FUSE path ("/a/b") from its directory's kept fid. libfuse
+ * gives an open file's operations a NULL path once the file was unlinked:
+ * that is ENOENT. */
 static int walk(struct p9 *p, const char *path, struct p9fid *out)
 {
-	struct p9fid root = p9_root(p);
+	struct remote *r = remote_of_ctx();
+	struct p9fid root = p9_root(p), dir;
+	const char *slash = path ? strrchr(path, '/') : NULL;
+	int rc, slot;
 
 	if (!path)
 		return -ENOENT;
 	if (!root.gen)
 		return -ENOTCONN;
-	return p9_walk(p, root, path + 1, out);
+	if (slash == path)
+		return p9_walk(p, root, path + 1, out);
+	cleanup_free char *parent = xstrndup(path, (size_t)(slash - path));
+	if ((rc = dir_fid_get(r, p, parent, root, &dir, &slot)) < 0)
+		return rc;
+	rc = p9_walk(p, dir, slash + 1, out);
+	dir_fid_put(r, p, slot, dir);
+	return rc;
 }
 
 /* Walks to the parent of path; *name is set to the last component. */
@@ -902,6 +975,8 @@ void remote_free(struct remote *r)
 	}
 	for (int i = 0; i < HANDOFFS; i++)
 		free(r->handoffs[i].path); /* their fids go with the connection */
+	for (int i = 0; i < DIRFIDS; i++)
+		free(r->dirfids[i].path);
 	p9_close(r->p9);
 	strmap_each(r->kept, free_kept, NULL);
 	strmap_free(r->kept);
