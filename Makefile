@@ -72,7 +72,8 @@ run: deps
 asan:
 	$(MAKE) B=build-asan WERROR= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  LDFLAGS="-fsanitize=address,undefined" all
-	CLUSTERFS=$(abspath build-asan/clusterfs) prove --exec tests/tap-run \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  CLUSTERFS=$(abspath build-asan/clusterfs) prove --exec tests/tap-run \
 	  $(patsubst $(B)/%,build-asan/%,$(UNIT)) tests/e2e/*.bats
 
 FUZZ_SECONDS ?= 60

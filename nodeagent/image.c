@@ -356,7 +356,8 @@ static void image_gc(struct image_store *s)
 	}
 	if (d)
 		closedir(d);
-	qsort(v, n, sizeof(*v), by_use);
+	if (n)
+		qsort(v, n, sizeof(*v), by_use);
 	cleanup_free char *layouts_dir = xasprintf("%s/layouts", s->dir);
 	for (size_t i = 0; i < n && used_pct(s->dir) > s->gc_low; i++) {
 		cleanup_free char *path = xasprintf("%s/%s", unpacked_dir, v[i].hex);

@@ -60,7 +60,8 @@ static char **proc_env(const struct proc_opts *o)
 	while (o->env && o->env[m])
 		m++;
 	char **env = xcalloc(n + m + 1, sizeof(char *));
-	memcpy(env, o->env, m * sizeof(char *));
+	if (m)
+		memcpy(env, o->env, m * sizeof(char *));
 	memcpy(env + m, environ, n * sizeof(char *));
 	return env;
 }
