@@ -274,11 +274,7 @@ static char **crun_changed(struct agent_runtime *art)
 	strmap_free(rt->dirty);
 	rt->dirty = strmap_new();
 	pthread_mutex_unlock(&rt->lock);
-	char **out = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		out[i] = xstrdup(keys[i]);
-	free(keys);
-	return out;
+	return keys;
 }
 
 static bool kept(char *const *keep, const char *uid)

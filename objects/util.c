@@ -317,6 +317,7 @@ char **strmap_keys(const struct strmap *m, size_t *n)
 
 	strmap_each(m, add_key, &a);
 	qsort(a.keys, a.n, sizeof(char *), cmp_strp);
+	a.keys[a.n] = NULL;
 	*n = a.n;
 	return a.keys;
 }

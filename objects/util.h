@@ -75,7 +75,8 @@ size_t strmap_count(const struct strmap *m);
 void strmap_each(const struct strmap *m, void (*fn)(const char *key, void *val, void *arg),
 		 void *arg);
 
-/* The keys of m, sorted. Caller frees each and the array. */
+/* The keys of m, sorted, NULL-terminated (*n of them). Caller frees each
+ * and the array. */
 char **strmap_keys(const struct strmap *m, size_t *n);
 
 int64_t now_ns(void);

@@ -52,6 +52,15 @@ teardown() {
 
 view_pid() { pgrep -P "$(rt_agent_pid)" -f "clusterfs mount"; }
 
+# no_port_process: nothing runs that names the up's port (zombies aside).
+no_port_process() {
+	local pid
+	for pid in $(pgrep -f -- "127.0.0.1:$UP_PORT"); do
+		rt_alive "$pid" && return 1
+	done
+	return 0
+}
+
 # web_running N: exactly N pods of the Deployment web are Running.
 web_running() {
 	[ "$(grep -l '^  phase: Running' "$NS"/pods/web-*.yaml 2>/dev/null | wc -l)" -eq "$1" ]
@@ -125,6 +134,9 @@ web_running() {
 	rm -f "$WORK/agent.pid" "$WORK/server.pid"
 	run ! grep -qs " $M " /proc/mounts
 	run ! grep -qs " $RT_RUN/view " /proc/mounts
-	run ! pgrep -f -- "clusterfs mount 127.0.0.1:$UP_PORT"
-	run ! pgrep -f -- "127.0.0.1:$UP_PORT"
+	# nothing that served or reached the port (diod, the view) runs on
+	wait_for 20 no_port_process || {
+		ps -o pid=,stat=,args= -p "$(pgrep -d, -f -- "127.0.0.1:$UP_PORT")" >&2
+		false
+	}
 }
