@@ -312,9 +312,7 @@ int cmd_agent(int argc, char **argv)
 			       .crun = {.state_dir = AGENT_STATE,
 					.run_dir = AGENT_RUN,
 					.bridge = "cfs0",
-					.pids_limit = 4096,
-					.image_gc_high = 85,
-					.image_gc_low = 80}};
+					.pids_limit = 4096}};
 	int r;
 
 	if ((r = agent_parse(argc, argv, &o)) != 0)
@@ -331,7 +329,7 @@ int cmd_agent(int argc, char **argv)
 		o.cfg.capacity = host;
 	if (o.help)
 		return agent_usage(stdout);
-	if (o.crun.image_gc_low > o.crun.image_gc_high)
+	if (o.crun.image_gc_low > (o.crun.image_gc_high ? o.crun.image_gc_high : 85))
 		return agent_bad("--image-gc-low-threshold %s: above the high threshold", "PCT");
 	if (o.simulated && o.cfg.node_ip)
 		return agent_bad("--node-ip %s: simulated nodes make their addresses up",

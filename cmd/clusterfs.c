@@ -443,8 +443,6 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "up")) {
 		struct up_opts up = {.crun = {.bridge = "cfs0",
 					      .pids_limit = 4096,
-					      .image_gc_high = 85,
-					      .image_gc_low = 80,
 					      .run_dir = "/run/clusterfs"}};
 		return cmd_server(argc - 1, argv + 1, DEFAULT_MOUNT, DEFAULT_STATE, &up);
 	}

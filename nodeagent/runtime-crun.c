@@ -458,9 +458,10 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 				      .data_dir = xasprintf("%s/ipam", cfg->state_dir)};
 	cleanup_free char *images = xasprintf("%s/images", cfg->state_dir);
 	rt->images = image_store_new(images, cfg->registry, cfg->insecure);
-	if (cfg->image_gc_high)
-		image_store_gc(rt->images, cfg->image_gc_high, cfg->image_gc_low, images_in_use,
-			       rt);
+	/* kubelet's defaults */
+	image_store_gc(rt->images, cfg->image_gc_high ? cfg->image_gc_high : 85,
+		       cfg->image_gc_high || cfg->image_gc_low ? cfg->image_gc_low : 80,
+		       images_in_use, rt);
 	mkdir_p(rt->pods_dir, 0700);
 	mkdir_p(rt->env.crun_root, 0700);
 	pthread_mutex_init(&rt->lock, NULL);

@@ -16,8 +16,8 @@ struct crun_config {
 	const char *const *insecure; /* plain-HTTP registries, NULL-terminated */
 	int64_t pids_limit;	     /* per container; 0: none */
 	int backoff_ms;		     /* the first restart back-off: 10000 */
-	int image_gc_high; /* image GC above this percent of the disk used; 0: 100, never */
-	int image_gc_low;  /* ... down to this one */
+	int image_gc_high;	     /* image GC above this percent of the disk used; 0: 85 */
+	int image_gc_low;	     /* ... down to this one; both 0: 80 */
 };
 
 /* The runtime (runtime-crun.c); NULL with e set when a tool is missing or
