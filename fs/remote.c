@@ -370,14 +370,36 @@ static int walk(struct p9 *p, const char *path, struct p9fid *out)
 	return rc;
 }
 
-/* Walks to the parent of path; *name is set to the last component. */
+/* The kept fid of path's directory (see dir_fid_get), for operations that
+ * name an entry in it and leave the fid as it was (mkdir, rename); *name
+ * is set to the last component. Give it back with dir_fid_put(). */
+static int parent_fid(struct p9 *p, const char *path, struct p9fid *out, int *slot,
+		      const char **name)
+{
+	struct p9fid root = p9_root(p);
+	const char *slash = strrchr(path, '/');
+	cleanup_free char *parent = xstrndup(path, slash == path ? 1 : (size_t)(slash - path));
+
+	if (!root.gen)
+		return -ENOTCONN;
+	*name = slash + 1;
+	return dir_fid_get(remote_of_ctx(), p, parent, root, out, slot);
+}
+
+/* A new fid of path's directory, for an operation that turns it into
+ * something else (lcreate): a clone of the kept one, which diod makes
+ * without a system call, where a walk would stat the directory and its
+ * parent through the mount. */
 static int walk_parent(struct p9 *p, const char *path, struct p9fid *out, const char **name)
 {
-	const char *slash = strrchr(path, '/');
-	cleanup_free char *parent = xstrndup(path, (size_t)(slash - path) + 1);
+	struct p9fid dir;
+	int slot, rc = parent_fid(p, path, &dir, &slot, name);
 
-	*name = slash + 1;
-	return walk(p, parent, out);
+	if (rc < 0)
+		return rc;
+	rc = p9_walk(p, dir, "", out);
+	dir_fid_put(remote_of_ctx(), p, slot, dir);
+	return rc;
 }
 
 static void attr_to_stat(const struct p9attr *a, struct stat *st)
@@ -716,13 +738,13 @@ static int r_mkdir(const char *path, mode_t mode)
 	struct p9 *p = p9_of_ctx();
 	struct p9fid dir;
 	const char *name;
-	int rc;
+	int rc, slot;
 
-	if ((rc = walk_parent(p, path, &dir, &name)) < 0)
+	if ((rc = parent_fid(p, path, &dir, &slot, &name)) < 0)
 		return rc;
 	attr_forget(path);
 	rc = p9_mkdir(p, dir, name, mode, fuse_get_context()->gid);
-	p9_clunk(p, dir);
+	dir_fid_put(remote_of_ctx(), p, slot, dir);
 	return rc;
 }
 
@@ -744,7 +766,7 @@ static int r_rename(const char *from, const char *to, unsigned int flags)
 	struct p9 *p = p9_of_ctx();
 	struct p9fid fid, dir;
 	const char *name;
-	int rc;
+	int rc, slot;
 
 	if (flags)
 		return -EINVAL;
@@ -752,9 +774,9 @@ static int r_rename(const char *from, const char *to, unsigned int flags)
 		return rc;
 	attr_forget(from);
 	attr_forget(to);
-	if ((rc = walk_parent(p, to, &dir, &name)) == 0) {
+	if ((rc = parent_fid(p, to, &dir, &slot, &name)) == 0) {
 		rc = p9_rename(p, fid, dir, name);
-		p9_clunk(p, dir);
+		dir_fid_put(remote_of_ctx(), p, slot, dir);
 	}
 	p9_clunk(p, fid);
 	return rc;
