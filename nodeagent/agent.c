@@ -696,8 +696,13 @@ static struct ynode *pod_status_doc(const struct agent_pod *p, const struct ynod
 	st->containers = st->init_containers = NULL;
 	y_set(s, "hostIP", y_str(p->node->ip));
 	y_set(s, "hostIPs", ip_list(p->node->ip));
-	y_set(s, "podIP", y_str(ip));
-	y_set(s, "podIPs", ip_list(ip));
+	if (st->network) {
+		y_set(s, "podIP", y_str(ip));
+		y_set(s, "podIPs", ip_list(ip));
+	} else {
+		y_del(s, "podIP");
+		y_del(s, "podIPs");
+	}
 	if (!y_get(s, "startTime"))
 		y_set(s, "startTime", y_str(now));
 	return s;

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "cni.h"
+#include "doc.h"
 #include "proc.h"
 
 #include <arpa/inet.h>
@@ -38,6 +39,26 @@ static int cidr_gateway(const char *cidr, char out[INET_ADDRSTRLEN])
 	return 0;
 }
 
+/* A plugin's error, which the specification makes a JSON object on
+ * stdout ({"code": N, "msg": "...", "details": "..."}), as one line:
+ * "msg: details", or the output as it is when it is not such an object. */
+static char *plugin_error(const char *out)
+{
+	struct ynode **docs = NULL;
+	size_t n = 0;
+	char *msg = NULL;
+
+	if (y_parse(out, strlen(out), &docs, &n, NULL) == 0 && n == 1) {
+		const char *m = y_path_str(docs[0], "msg"), *d = y_path_str(docs[0], "details");
+		if (m && *m)
+			msg = d && *d ? xasprintf("%s: %s", m, d) : xstrdup(m);
+	}
+	for (size_t i = 0; i < n; i++)
+		y_free(docs[i]);
+	free(docs);
+	return msg ? msg : xstrdup(out);
+}
+
 /* Runs one plugin; its result (stdout) goes to *result when wanted. */
 static int plugin(const struct cni_config *c, const char *type, const char *cmd, const char *netns,
 		  const char *ifname, const char *args, const char *conf, char **result,
@@ -64,8 +85,10 @@ static int plugin(const struct cni_config *c, const char *type, const char *cmd,
 		}
 		return 0;
 	}
-	/* A plugin reports its error as JSON on stdout. */
-	return err_set(e, EIO, "CNI %s %s: %s", type, cmd, out && *out ? out : pe.msg);
+	if (!out || !*out)
+		return err_set(e, EIO, "CNI %s %s: %s", type, cmd, pe.msg);
+	cleanup_free char *msg = plugin_error(out);
+	return err_set(e, EIO, "CNI %s %s: %s", type, cmd, msg);
 }
 
 /* The bridge is the pods' default gateway: pods on other nodes are

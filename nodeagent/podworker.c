@@ -310,19 +310,40 @@ static void *net_main(void *arg)
 	cleanup_free char *ports = port_mappings(p);
 
 	p->net_r = cni_wire(&p->rt->cni, p->netns, p->cidr, p->ip, ports, &p->net_err);
+	pod_wake(p); /* for net_done() */
 	return NULL;
+}
+
+/* The wiring has ended (joined, or done by an earlier agent): once it
+ * succeeded, the pod's address is reported, as Kubernetes reports a
+ * pod's IP only once its sandbox has its network. */
+static void net_joined(struct crun_pod *p)
+{
+	p->net_busy = false;
+	if (!p->sandbox || p->net_r < 0 || p->wired)
+		return;
+	pthread_mutex_lock(&p->rt->lock);
+	p->wired = true;
+	pthread_mutex_unlock(&p->rt->lock);
+	pod_changed(p);
 }
 
 /* Waits for the namespace's wiring: 0, or its error in e. */
 static int net_wait(struct crun_pod *p, struct err *e)
 {
-	if (p->net_busy) {
+	if (p->net_busy)
 		pthread_join(p->net, NULL);
-		p->net_busy = false;
-	}
+	net_joined(p);
 	if (p->net_r < 0)
 		*e = p->net_err;
 	return p->net_r;
+}
+
+/* Joins the wiring if it has ended, without waiting. */
+static void net_done(struct crun_pod *p)
+{
+	if (p->net_busy && pthread_tryjoin_np(p->net, NULL) == 0)
+		net_joined(p);
 }
 
 /* The namespace and the pod's files; the wiring is started, not waited
@@ -334,7 +355,15 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 
 	if ((r = mkdir_p(p->dir, 0700)) < 0)
 		return err_set(e, -r, "%s: %s", p->dir, strerror(-r));
-	if ((r = pod_files(p, e)) < 0 || (r = cni_netns_add(p->netns, e)) < 0)
+	if ((r = pod_files(p, e)) < 0)
+		return r;
+	if (p->net_stale) { /* DEL (namespace and all) is safe to repeat */
+		cleanup_free char *ports = port_mappings(p);
+		struct err de = {0};
+		cni_del(&p->rt->cni, p->netns, p->cidr, ports, &de);
+		p->net_stale = false;
+	}
+	if ((r = cni_netns_add(p->netns, e)) < 0)
 		return r;
 	p->net_r = 0;
 	if (pthread_create(&p->net, NULL, net_main, p) == 0)
@@ -351,6 +380,7 @@ static void sandbox_failed(struct crun_pod *p, const struct err *e)
 	for (size_t i = 0; i < p->nctrs; i++)
 		publish_waiting(p, &p->ctrs[i], p->ctrs[i].reason, e->msg);
 	p->sandbox = false;
+	p->net_stale = true;
 	p->sandbox_retry = mono_ms() + 5000;
 }
 
@@ -682,6 +712,7 @@ static void step(struct crun_pod *p, int64_t *next)
 		}
 		p->sandbox = true;
 	}
+	net_done(p);
 	reap(p);
 	if (!p->initialized)
 		init_step(p, next);
@@ -786,7 +817,13 @@ static void adopt(struct crun_pod *p)
 		}
 		y_free(s);
 	}
-	p->sandbox = access(netns, F_OK) == 0 && access(p->dir, F_OK) == 0;
+	/* A container ran: the namespace was wired. Otherwise the earlier
+	 * agent's wiring failed or was cut short, and is done again. */
+	for (size_t i = 0; i < p->nctrs; i++)
+		p->wired |= p->ctrs[i].started_at[0] != '\0';
+	p->sandbox = p->wired && access(netns, F_OK) == 0 && access(p->dir, F_OK) == 0;
+	p->wired = p->sandbox;
+	p->net_stale = !p->sandbox && access(netns, F_OK) == 0;
 	bool inits_done = true;
 	for (size_t i = 0; i < p->ninit; i++)
 		inits_done &= p->ctrs[i].state == CTR_TERMINATED && p->ctrs[i].exit_code == 0;

@@ -67,9 +67,11 @@ struct crun_pod {
 	int grace_s;
 	bool gone;	   /* stopped and released: the worker has ended */
 	bool initialized;  /* every init container completed */
+	bool wired;	   /* the namespace's network is up */
 	const char *phase; /* static */
 	/* The worker's own. */
-	bool sandbox; /* network namespace and files ready; its wiring may go on */
+	bool sandbox;	/* network namespace and files ready; its wiring may go on */
+	bool net_stale; /* a wiring failed or was cut short: undo it before the next */
 	int64_t sandbox_retry;
 	pthread_t net; /* wiring the namespace (CNI) while net_busy */
 	bool net_busy;
@@ -98,6 +100,8 @@ struct crun_rt {
 void *pod_main(void *arg);
 /* Marks p changed and wakes the agent; takes rt->lock. */
 void pod_changed(struct crun_pod *p);
+/* Wakes p's worker. Any thread. */
+void pod_wake(struct crun_pod *p);
 
 /* The pod spec, made concrete (podspec.c). */
 int pod_files(struct crun_pod *p, struct err *e);

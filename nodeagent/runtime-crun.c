@@ -145,7 +145,7 @@ static int crun_start_pod(struct agent_runtime *art, const struct ynode *pod, co
 	return r;
 }
 
-static void wake(struct crun_pod *p)
+void pod_wake(struct crun_pod *p)
 {
 	if (write(p->wake[1], "w", 1) < 0 && errno != EAGAIN)
 		perror("clusterfs agent: wake");
@@ -169,7 +169,7 @@ static int crun_stop_pod(struct agent_runtime *art, const char *uid, int grace_s
 		if (!p->stop || grace_s < p->grace_s)
 			p->grace_s = grace_s;
 		p->stop = true;
-		wake(p);
+		pod_wake(p);
 	}
 	pthread_mutex_unlock(&rt->lock);
 	return p ? -EINPROGRESS : 0;
@@ -241,6 +241,7 @@ static int crun_pod_status(struct agent_runtime *art, const char *uid, struct ag
 	}
 	st->phase = p->phase;
 	st->initialized = p->initialized;
+	st->network = p->wired;
 	st->ready = p->nctrs > p->ninit;
 	st->containers = y_seq();
 	st->init_containers = p->ninit ? y_seq() : NULL;
@@ -335,7 +336,7 @@ static void crun_sweep(struct agent_runtime *art, char *const *keep)
 static void detach_pod(const char *key, void *val, void *arg)
 {
 	struct crun_pod *p = val;
-	wake(p);
+	pod_wake(p);
 }
 
 static void join_pod(const char *key, void *val, void *arg)

@@ -198,6 +198,7 @@ static int sim_pod_status(struct agent_runtime *rt, const char *uid, struct agen
 	st->phase = "Running";
 	st->ready = true;
 	st->initialized = true;
+	st->network = true;
 	st->containers = y_seq();
 	st->init_containers = NULL;
 	for (size_t i = 0; i < sp->n; i++) {

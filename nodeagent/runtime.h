@@ -29,6 +29,7 @@ struct agent_pod_status {
 	const char *phase;	       /* "Pending", "Running", "Succeeded", "Failed"; static */
 	bool ready;		       /* every container is ready */
 	bool initialized;	       /* every init container completed */
+	bool network;		       /* wired: the pod's address is reported */
 	struct ynode *containers;      /* containerStatuses (a list), owned; never NULL */
 	struct ynode *init_containers; /* initContainerStatuses, owned; NULL when none */
 };

@@ -152,6 +152,10 @@ iget() { yget "$NS/pods/$1.yaml" "status.initContainerStatuses[name=$2].$3"; }
 # pod_is NAME PATH VALUE / ctr_is NAME CTR PATH VALUE: conditions for wait_for.
 pod_is() { [ "$(pget "$1" "$2")" = "$3" ]; }
 ctr_is() { [ "$(cget "$1" "$2" "$3")" = "$4" ]; }
+# log_has_more N PATTERN: the agent's log has more than N lines matching.
+log_has_more() { [ "$(grep -c -- "$2" "$WORK/agent.log")" -gt "$1" ]; }
+# ctr_says NAME CTR TEXT: CTR is waiting with TEXT in its message.
+ctr_says() { [[ "$(cget "$1" "$2" state.waiting.message)" == *"$3"* ]]; }
 init_is() { [ "$(iget "$1" "$2" "$3")" = "$4" ]; }
 # ctr_at_least NAME CTR PATH N: the field is a number >= N.
 ctr_at_least() {
@@ -286,6 +290,10 @@ rt_test_teardown() {
 		done <"$WORK/test-pods"
 	fi
 	rm -f "$WORK/test-pods"
+	if [ -e "$WORK/not-a-bridge" ]; then # the wiring test's stand-in
+		ip link del "$RT_BRIDGE" 2>/dev/null || true
+		rm -f "$WORK/not-a-bridge"
+	fi
 	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
 		touch "$WORK/failed"
 		for name in "${left[@]}"; do

@@ -716,6 +716,64 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	done
 }
 
+@test "a pod whose network cannot be wired waits with the plugin's error, holds nothing, and starts once the cause is gone, across an agent restart" {
+	# A device of the bridge's name that is not a bridge (one end of a veth
+	# pair): the bridge plugin refuses it. rt_test_teardown removes it if
+	# the test fails.
+	ip link del "$RT_BRIDGE" 2>/dev/null || true
+	ip link add "$RT_BRIDGE" type veth peer name "${RT_BRIDGE}p"
+	touch "$WORK/not-a-bridge"
+	new_pod unwired <<-'EOF'
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: unwired
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+	EOF
+	wait_for 30 ctr_says unwired main "not a bridge"
+	# The plugin's JSON error, said as one line.
+	[ "$(cget unwired main state.waiting.message)" = \
+		"CNI bridge ADD: failed to create bridge \"$RT_BRIDGE\": \"$RT_BRIDGE\" already exists but is not a bridge" ]
+	[ "$(pget unwired status.phase)" = Pending ]
+	[ "$(cget unwired main state.waiting.reason)" = ContainerCreating ]
+	run cget unwired main started
+	[ "$output" != true ]
+	# The container made meanwhile was removed; no address is held.
+	local uid
+	uid=$(uid_of unwired)
+	run _rt_crun list -q
+	[[ "$output" != *"$uid"* ]]
+	# No address is reported until the network is up.
+	run pget unwired status.podIP
+	[ "$status" -ne 0 ]
+	run grep -rl "cfs-${uid:0:24}" "$RT_STATE/ipam/clusterfs"
+	[ "$status" -ne 0 ]
+
+	# An agent killed meanwhile: the next one finds the namespace never
+	# wired and wires it again, rather than start the container unwired.
+	local tries
+	rt_kill_agent KILL
+	tries=$(grep -c "pods/default/unwired: sandbox: .*not a bridge" "$WORK/agent.log")
+	rt_start_agent
+	wait_for 30 log_has_more "$tries" "pods/default/unwired: sandbox: .*not a bridge"
+	run cget unwired main started
+	[ "$output" != true ]
+
+	# The cause gone, the next try (every 5 s) wires it and it runs.
+	ip link del "$RT_BRIDGE"
+	rm -f "$WORK/not-a-bridge"
+	wait_for 30 ctr_is unwired main started true
+	[ "$(pget unwired status.phase)" = Running ]
+	[ -n "$(pget unwired status.podIP)" ]
+	ip -d link show "$RT_BRIDGE" | grep -q bridge
+	rm_pods unwired
+}
+
 @test "an agent killed with SIGKILL leaves its containers running; a new agent adopts them" {
 	local marker=adopt-marker-$RT_NODE id started pid old lines
 	new_pod adopt <<-'EOF'
