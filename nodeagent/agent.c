@@ -638,6 +638,8 @@ static int pod_start(struct agent *a, const char *key, const struct ynode *pod,
 		return 0;
 	if (p->ip)
 		agent_ip_str(p->ip, ip);
+	else /* host networking: the node's own */
+		snprintf(ip, sizeof(ip), "%s", n->ip);
 	r = a->rt->start_pod(a->rt, pod, ip, n->range.cidr, &e);
 	if (r == 0)
 		p->started = true;

@@ -120,7 +120,7 @@ static struct ynode *resources(const struct oci_spec *s)
 
 static struct ynode *namespaces(const struct oci_spec *s)
 {
-	static const char *const own[] = {"pid", "ipc", "uts", "mount", NULL};
+	static const char *const own[] = {"pid", "ipc", "mount", NULL};
 	struct ynode *list = y_seq();
 
 	for (const char *const *t = own; *t; t++) {
@@ -128,11 +128,17 @@ static struct ynode *namespaces(const struct oci_spec *s)
 		y_set(ns, "type", y_str(*t));
 		y_push(list, ns);
 	}
-	struct ynode *net = y_map();
-	y_set(net, "type", y_str("network"));
-	if (s->netns)
+	if (s->hostname) {
+		struct ynode *uts = y_map();
+		y_set(uts, "type", y_str("uts"));
+		y_push(list, uts);
+	}
+	if (s->netns) {
+		struct ynode *net = y_map();
+		y_set(net, "type", y_str("network"));
 		y_set(net, "path", y_str(s->netns));
-	y_push(list, net);
+		y_push(list, net);
+	}
 	return list;
 }
 
@@ -152,7 +158,8 @@ struct ynode *oci_config(const struct oci_spec *s)
 	y_set(c, "process", process(s));
 	y_set(root, "path", y_str("rootfs"));
 	y_set(c, "root", root);
-	y_set(c, "hostname", y_str(s->hostname));
+	if (s->hostname)
+		y_set(c, "hostname", y_str(s->hostname));
 	y_set(c, "mounts", mounts(s));
 	y_set(lx, "cgroupsPath", y_str(s->cgroup));
 	y_set(lx, "resources", resources(s));

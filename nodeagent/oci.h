@@ -22,8 +22,8 @@ struct oci_mount {
 };
 
 struct oci_spec {
-	const char *hostname;
-	const char *netns;	 /* the pod's namespace: /run/netns/NAME */
+	const char *hostname;	 /* NULL: the host's (no UTS namespace) */
+	const char *netns;	 /* the pod's namespace: /run/netns/NAME; NULL: the host's */
 	const char *cgroup;	 /* cgroupsPath */
 	const char *const *args; /* NULL-terminated */
 	const char *const *env;	 /* "NAME=value", NULL-terminated */

@@ -42,8 +42,16 @@ static const char *str_or(const struct ynode *m, const char *path, const char *d
 	return s ? s : def;
 }
 
+/* A pod's hostname; with hostNetwork, the node's. */
 static const char *hostname_of(struct crun_pod *p)
 {
+	static char host[HOST_NAME_MAX + 1];
+
+	if (p->host_net) {
+		if (!host[0] && gethostname(host, sizeof(host) - 1) < 0)
+			strcpy(host, "localhost");
+		return host;
+	}
 	return str_or(p->pod, "spec.hostname", p->name);
 }
 
@@ -111,14 +119,16 @@ static void host_servers(struct strbuf *sb)
 
 /* As kubelet writes it: with dnsPolicy ClusterFirst (the default) the
  * node's DNS (dns.c, on the pod gateway) and the cluster's search list;
- * with Default the host's servers and no search list. */
+ * with Default the host's servers and no search list. A hostNetwork pod
+ * gets the cluster's DNS only with ClusterFirstWithHostNet. */
 static char *resolv_conf(struct crun_pod *p)
 {
 	const char *policy = str_or(p->pod, "spec.dnsPolicy", "ClusterFirst");
 	struct strbuf sb = {0};
 	char gw[INET_ADDRSTRLEN];
 
-	if (!strcmp(policy, "Default")) {
+	if (!strcmp(policy, "Default") ||
+	    (p->host_net && strcmp(policy, "ClusterFirstWithHostNet"))) {
 		host_servers(&sb);
 		if (!sb.len)
 			sb_puts(&sb, "\n");
@@ -382,16 +392,19 @@ void pod_volumes_refresh(struct crun_pod *p)
 
 int pod_files(struct crun_pod *p, struct err *e)
 {
-	cleanup_free char *hosts = xasprintf("# Kubernetes-managed hosts file (clusterfs).\n"
-					     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
-					     "%s\t%s\n",
-					     p->ip, hostname_of(p));
+	/* With hostNetwork, the node's own hosts file, as kubelet gives it. */
+	cleanup_free char *hosts =
+		p->host_net ? file_get("/etc/hosts", 1 << 20, NULL)
+			    : xasprintf("# Kubernetes-managed hosts file (clusterfs).\n"
+					"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+					"%s\t%s\n",
+					p->ip, hostname_of(p));
 	cleanup_free char *hostname = xasprintf("%s\n", hostname_of(p));
 	cleanup_free char *resolv = resolv_conf(p);
 	const struct ynode *vols = y_path(p->pod, "spec.volumes");
 	int r;
 
-	if ((r = put(p->dir, "hosts", hosts, 0644, e)) < 0 ||
+	if ((r = put(p->dir, "hosts", hosts ? hosts : "", 0644, e)) < 0 ||
 	    (r = put(p->dir, "hostname", hostname, 0644, e)) < 0 ||
 	    (r = put(p->dir, "resolv.conf", resolv, 0644, e)) < 0)
 		return r;
@@ -819,8 +832,8 @@ struct ynode *ctr_config(struct crun_pod *p, struct crun_ctr *c, const struct im
 		goto out;
 	}
 	struct oci_spec s = {
-		.hostname = hostname_of(p),
-		.netns = netns,
+		.hostname = p->host_net ? NULL : hostname_of(p),
+		.netns = p->host_net ? NULL : netns,
 		.cgroup = cgroup,
 		.args = (const char *const *)argv.v,
 		.env = (const char *const *)env.v,

@@ -357,6 +357,9 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 		return err_set(e, -r, "%s: %s", p->dir, strerror(-r));
 	if ((r = pod_files(p, e)) < 0)
 		return r;
+	p->net_r = 0;
+	if (p->host_net)
+		return 0;
 	if (p->net_stale) { /* DEL (namespace and all) is safe to repeat */
 		cleanup_free char *ports = port_mappings(p);
 		struct err de = {0};
@@ -365,7 +368,6 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 	}
 	if ((r = cni_netns_add(p->netns, e)) < 0)
 		return r;
-	p->net_r = 0;
 	if (pthread_create(&p->net, NULL, net_main, p) == 0)
 		p->net_busy = true;
 	else
@@ -772,7 +774,7 @@ static void teardown(struct crun_pod *p)
 	for (size_t i = 0; i < p->nctrs; i++)
 		if (access(p->ctrs[i].dir, F_OK) == 0)
 			ctr_clean(p, &p->ctrs[i]);
-	if (p->cidr[0] && cni_del(&p->rt->cni, p->netns, p->cidr, ports, &e) < 0)
+	if (p->cidr[0] && !p->host_net && cni_del(&p->rt->cni, p->netns, p->cidr, ports, &e) < 0)
 		fprintf(stderr, "clusterfs agent: pods/%s/%s: %s\n", p->ns, p->name, e.msg);
 	if ((r = rm_rf(p->dir)) < 0)
 		fprintf(stderr, "clusterfs agent: %s: %s\n", p->dir, strerror(-r));
@@ -821,9 +823,10 @@ static void adopt(struct crun_pod *p)
 	 * agent's wiring failed or was cut short, and is done again. */
 	for (size_t i = 0; i < p->nctrs; i++)
 		p->wired |= p->ctrs[i].started_at[0] != '\0';
-	p->sandbox = p->wired && access(netns, F_OK) == 0 && access(p->dir, F_OK) == 0;
+	bool has_netns = !p->host_net && access(netns, F_OK) == 0;
+	p->sandbox = p->wired && (p->host_net || has_netns) && access(p->dir, F_OK) == 0;
 	p->wired = p->sandbox;
-	p->net_stale = !p->sandbox && access(netns, F_OK) == 0;
+	p->net_stale = !p->sandbox && has_netns;
 	bool inits_done = true;
 	for (size_t i = 0; i < p->ninit; i++)
 		inits_done &= p->ctrs[i].state == CTR_TERMINATED && p->ctrs[i].exit_code == 0;

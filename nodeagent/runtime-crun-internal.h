@@ -58,6 +58,7 @@ struct crun_pod {
 	char *uid, *ns, *name, *dir;
 	struct ynode *pod; /* the object as first handed to us */
 	char ip[16], cidr[32], netns[40];
+	bool host_net;	       /* spec.hostNetwork: the node's network, names and address */
 	struct crun_ctr *ctrs; /* init containers first */
 	size_t nctrs, ninit;
 	pthread_t thread;

@@ -80,6 +80,8 @@ static struct crun_pod *pod_new(struct crun_rt *rt, const struct ynode *pod, con
 	snprintf(p->ip, sizeof(p->ip), "%s", ip ? ip : "");
 	snprintf(p->cidr, sizeof(p->cidr), "%s", cidr ? cidr : "");
 	cni_netns_name(p->uid, p->netns);
+	const struct ynode *hn = y_path(pod, "spec.hostNetwork");
+	p->host_net = hn && hn->type == Y_BOOL && hn->i;
 	p->grace_s = grace && grace->type == Y_INT ? (int)grace->i : 30;
 	p->ctrs = xcalloc(seq_len(pod, "spec.initContainers") + seq_len(pod, "spec.containers") + 1,
 			  sizeof(*p->ctrs));
@@ -137,7 +139,7 @@ static int crun_start_pod(struct agent_runtime *art, const struct ynode *pod, co
 	if (!uid)
 		return err_set(e, EINVAL, "the pod has no metadata.uid");
 	if (!ip || !*ip)
-		return err_set(e, EINVAL, "host networking is not supported by this runtime");
+		return err_set(e, EINVAL, "the pod has no address");
 	pthread_mutex_lock(&rt->lock);
 	if (!strmap_get(rt->pods, uid))
 		r = pod_launch(rt, pod_new(rt, pod, ip, cidr), e);

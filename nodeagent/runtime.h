@@ -47,7 +47,8 @@ struct agent_runtime {
 	const char *run_dir;
 	/*
 	 * Makes pod (the object as the agent read it) run with the address
-	 * ip ("" for host networking) in the node's pod range cidr. A pod the runtime already runs,
+	 * ip in the node's pod range cidr; with spec.hostNetwork, ip is the
+	 * node's own and the pod shares its network. A pod the runtime already runs,
 	 * or finds still running after an agent restart, is adopted: 0, nothing restarted. Returns
 	 * 0, -EINPROGRESS while still starting, or -errno with e set.
 	 */

@@ -452,6 +452,50 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	[ "$status" -ne 0 ]
 }
 
+@test "a hostNetwork pod shares the node's network and name: the node's address, no namespace of its own, its port on the host" {
+	local port uid host page
+	port=$(free_port)
+	new_pod hostnet <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: hostnet
+		spec:
+		  hostNetwork: true
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: web
+		    image: @IMAGE@
+		    command: [sh, -c, 'mkdir -p /www && { hostname; ls /sys/class/net; cat /etc/resolv.conf; } > /www/index.html && exec httpd -f -p $port -h /www']
+		    readinessProbe:
+		      httpGet: {path: /index.html, port: $port}
+		      periodSeconds: 1
+	EOF
+	wait_for 30 ctr_is hostnet web ready true
+	uid=$(uid_of hostnet)
+	host=$(pget hostnet status.hostIP)
+	[ "$(pget hostnet status.podIP)" = "$host" ]
+	run ip netns list
+	[[ "$output" != *"cfs-${uid:0:24}"* ]]
+	curl -sf -m 2 -o "$WORK/hostnet.out" "http://127.0.0.1:$port/index.html"
+	# The node's hostname, the node's interfaces (the one of its address
+	# among them) and, without ClusterFirstWithHostNet, no cluster search
+	# list.
+	[ "$(head -1 "$WORK/hostnet.out")" = "$(hostname)" ]
+	local dev
+	dev=$(ip -4 -o addr show | awk -v h="$host" 'index($4, h "/") == 1 { print $2; exit }')
+	[ -n "$dev" ]
+	grep -qx "$dev" "$WORK/hostnet.out"
+	grep -qx lo "$WORK/hostnet.out"
+	run grep -q "svc.cluster.local" "$WORK/hostnet.out"
+	[ "$status" -ne 0 ]
+
+	rm_pods hostnet
+	run curl -sf -m 2 "http://127.0.0.1:$port/index.html"
+	[ "$status" -ne 0 ]
+	[ ! -e "$RT_STATE/pods/$uid" ]
+}
+
 @test "an init container prepares an emptyDir for the app container" {
 	new_pod initpod <<-'EOF'
 		apiVersion: v1
