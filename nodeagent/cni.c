@@ -56,7 +56,12 @@ static char *plugin_error(const char *out)
 	for (size_t i = 0; i < n; i++)
 		y_free(docs[i]);
 	free(docs);
-	return msg ? msg : xstrdup(out);
+	if (!msg)
+		msg = xstrdup(out);
+	for (char *c = msg; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	return msg;
 }
 
 /* Runs one plugin; its result (stdout) goes to *result when wanted. */

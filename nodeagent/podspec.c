@@ -29,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,15 +43,22 @@ static const char *str_or(const struct ynode *m, const char *path, const char *d
 	return s ? s : def;
 }
 
+static char node_hostname[HOST_NAME_MAX + 1];
+
+static void read_node_hostname(void)
+{
+	if (gethostname(node_hostname, sizeof(node_hostname) - 1) < 0)
+		strcpy(node_hostname, "localhost");
+}
+
 /* A pod's hostname; with hostNetwork, the node's. */
 static const char *hostname_of(struct crun_pod *p)
 {
-	static char host[HOST_NAME_MAX + 1];
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 	if (p->host_net) {
-		if (!host[0] && gethostname(host, sizeof(host) - 1) < 0)
-			strcpy(host, "localhost");
-		return host;
+		pthread_once(&once, read_node_hostname);
+		return node_hostname;
 	}
 	return str_or(p->pod, "spec.hostname", p->name);
 }
@@ -127,8 +135,13 @@ static char *resolv_conf(struct crun_pod *p)
 	struct strbuf sb = {0};
 	char gw[INET_ADDRSTRLEN];
 
-	if (!strcmp(policy, "Default") ||
-	    (p->host_net && strcmp(policy, "ClusterFirstWithHostNet"))) {
+	if (p->host_net && strcmp(policy, "ClusterFirstWithHostNet")) {
+		/* The host's file as it is: its loopback servers serve the host's
+		 * network, which this pod shares. */
+		char *host = file_get("/etc/resolv.conf", 65536, NULL);
+		return host ? host : xstrdup("\n");
+	}
+	if (!strcmp(policy, "Default")) {
 		host_servers(&sb);
 		if (!sb.len)
 			sb_puts(&sb, "\n");

@@ -310,6 +310,7 @@ static void *net_main(void *arg)
 	cleanup_free char *ports = port_mappings(p);
 
 	p->net_r = cni_wire(&p->rt->cni, p->netns, p->cidr, p->ip, ports, &p->net_err);
+	__atomic_store_n(&p->net_ended, true, __ATOMIC_RELEASE);
 	pod_wake(p); /* for net_done() */
 	return NULL;
 }
@@ -339,11 +340,15 @@ static int net_wait(struct crun_pod *p, struct err *e)
 	return p->net_r;
 }
 
-/* Joins the wiring if it has ended, without waiting. */
+/* Joins the wiring once it has ended, without waiting for it; a sandbox
+ * with nothing to wire (host networking) is wired at once. */
 static void net_done(struct crun_pod *p)
 {
-	if (p->net_busy && pthread_tryjoin_np(p->net, NULL) == 0)
-		net_joined(p);
+	if (p->net_busy && !__atomic_load_n(&p->net_ended, __ATOMIC_ACQUIRE))
+		return;
+	if (p->net_busy)
+		pthread_join(p->net, NULL); /* it is returning */
+	net_joined(p);
 }
 
 /* The namespace and the pod's files; the wiring is started, not waited
@@ -368,6 +373,7 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 	}
 	if ((r = cni_netns_add(p->netns, e)) < 0)
 		return r;
+	p->net_ended = false;
 	if (pthread_create(&p->net, NULL, net_main, p) == 0)
 		p->net_busy = true;
 	else
@@ -821,12 +827,15 @@ static void adopt(struct crun_pod *p)
 	}
 	/* A container ran: the namespace was wired. Otherwise the earlier
 	 * agent's wiring failed or was cut short, and is done again. */
+	bool ran = false;
 	for (size_t i = 0; i < p->nctrs; i++)
-		p->wired |= p->ctrs[i].started_at[0] != '\0';
+		ran |= p->ctrs[i].started_at[0] != '\0';
 	bool has_netns = !p->host_net && access(netns, F_OK) == 0;
-	p->sandbox = p->wired && (p->host_net || has_netns) && access(p->dir, F_OK) == 0;
-	p->wired = p->sandbox;
+	p->sandbox = ran && (p->host_net || has_netns) && access(p->dir, F_OK) == 0;
 	p->net_stale = !p->sandbox && has_netns;
+	pthread_mutex_lock(&p->rt->lock);
+	p->wired = p->sandbox;
+	pthread_mutex_unlock(&p->rt->lock);
 	bool inits_done = true;
 	for (size_t i = 0; i < p->ninit; i++)
 		inits_done &= p->ctrs[i].state == CTR_TERMINATED && p->ctrs[i].exit_code == 0;

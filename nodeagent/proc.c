@@ -168,6 +168,14 @@ static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err
 	size_t inlen = input ? strlen(input) : 0, done = 0;
 	bool in_time = true;
 	char buf[4096];
+	sigset_t pipe, old;
+
+	/* A child that exits without reading its input (one that could not be
+	 * executed) must cost us an EPIPE, not the SIGPIPE that would end the
+	 * agent: blocked here, and taken back if a write raised it. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, &old);
 
 	if (writefd >= 0)
 		fcntl(writefd, F_SETFL, O_NONBLOCK);
@@ -192,6 +200,8 @@ static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err
 			ssize_t w = write(fds[2].fd, input + done, inlen - done);
 			if (w > 0)
 				done += (size_t)w;
+			if (w < 0 && errno == EPIPE)
+				sigtimedwait(&pipe, NULL, &(struct timespec){0});
 			if ((w < 0 && errno != EAGAIN && errno != EINTR) || done == inlen) {
 				close(fds[2].fd);
 				fds[2].fd = -1;
@@ -201,6 +211,7 @@ static bool collect(int outfd, int errfd, struct strbuf *out, struct strbuf *err
 	for (int i = 0; i < 3; i++)
 		if (fds[i].fd >= 0)
 			close(fds[i].fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return in_time;
 }
 

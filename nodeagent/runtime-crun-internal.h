@@ -76,7 +76,8 @@ struct crun_pod {
 	int64_t sandbox_retry;
 	pthread_t net; /* wiring the namespace (CNI) while net_busy */
 	bool net_busy;
-	int net_r; /* the wiring's result, once joined */
+	bool net_ended; /* set by the wiring thread as it ends (atomic) */
+	int net_r;	/* the wiring's result, once joined */
 	struct err net_err;
 };
 

@@ -489,6 +489,11 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	grep -qx lo "$WORK/hostnet.out"
 	run grep -q "svc.cluster.local" "$WORK/hostnet.out"
 	[ "$status" -ne 0 ]
+	# The host's resolv.conf as it is, loopback servers and all.
+	local line
+	while read -r line; do
+		grep -qxF -- "$line" "$WORK/hostnet.out"
+	done < <(grep '^nameserver' /etc/resolv.conf)
 
 	rm_pods hostnet
 	run curl -sf -m 2 "http://127.0.0.1:$port/index.html"

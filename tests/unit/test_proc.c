@@ -44,6 +44,18 @@ static void test_output_and_status(void)
 	const char *missing[] = {"no-such-program-here", NULL};
 	ok(proc_run(missing, NULL, NULL, &e) == 127 && strstr(e.msg, "not found"),
 	   "a program that is not there: 127, %s", e.msg);
+	/* Given input it never reads: an EPIPE for us, not a SIGPIPE. */
+	struct proc_opts in = {.input = "{\"cniVersion\": \"1.0.0\"}", .keep_fd = -1};
+	int lost = 0;
+	for (int i = 0; i < 50; i++)
+		lost += proc_run(missing, &in, NULL, &e) != 127;
+	ok(lost == 0, "given input, a program that is not there: 127 each time (%d of 50 not)",
+	   lost);
+	const char *quits[] = {"true", NULL};
+	lost = 0;
+	for (int i = 0; i < 50; i++)
+		lost += proc_run(quits, &in, NULL, &e) != 0;
+	ok(lost == 0, "one that exits without reading it: 0 each time (%d of 50 not)", lost);
 }
 
 static void test_input_env_cwd(void)
@@ -204,7 +216,7 @@ static void test_threads(void)
 
 int main(void)
 {
-	signal(SIGPIPE, SIG_IGN);
+	/* SIGPIPE as the agent has it: by default, it would end the process. */
 	test_output_and_status();
 	test_input_env_cwd();
 	test_fds_and_signals();
