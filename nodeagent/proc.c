@@ -8,10 +8,11 @@
  * would copy the page tables of the whole agent only for the exec to
  * throw them away, and the agent spawns crun, conmon and the CNI plugins
  * for every pod (measured under a 100-pod start: fork was the agent's
- * largest cost). So the child runs only system calls, touches nothing
- * but its stack and its arguments, and resets every signal handler
- * before it unblocks signals: a handler of the agent's must not run in
- * it. This is safe from any of the agent's threads.
+ * largest cost). So the child runs only system calls (no allocation, no
+ * lock; what it writes besides its stack is the calling thread's errno,
+ * which the parent reads only when the clone failed), and resets every
+ * signal handler before it unblocks signals: a handler of the agent's
+ * must not run in it. This is safe from any of the agent's threads.
  */
 #define _GNU_SOURCE
 #include "proc.h"
@@ -61,7 +62,6 @@ bool proc_hybrid_cgroups(void)
 
 extern char **environ;
 
-/* The agent's environment with o->env added in front; caller frees the array. */
 /* True when the NAME=VALUE string sets a name that one in env also sets. */
 static bool overridden(const char *var, const char *const *env)
 {
@@ -72,9 +72,9 @@ static bool overridden(const char *var, const char *const *env)
 	return false;
 }
 
-/* The caller's variables, then the agent's that they do not set: a name
+/* The caller's variables, then the agent's that they do not set (a name
  * twice in an environment is read as the first by some programs and the
- * last by others (dash). */
+ * last by others, dash); caller frees the array. */
 static char **proc_env(const struct proc_opts *o)
 {
 	size_t n = 0, m = 0;
