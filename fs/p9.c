@@ -5,7 +5,10 @@
  * negotiates the version and attaches (blocking, with nothing else in
  * flight), then reads replies and hands each to the slot of its tag. A
  * caller takes a free slot, sends under the write lock and waits on the
- * slot. When the socket fails, every waiting slot fails with -ENOTCONN and
+ * slot's own condition, which only its reply signals: each wakeup costs a
+ * context switch, dear on these virtual machines, so a reply wakes its one
+ * caller and not every thread that waits (a watch's long read always
+ * does). When the socket fails, every waiting slot fails with -ENOTCONN and
  * the thread starts over with back-off.
  *
  * A slot whose caller gave up (interrupted, or a clunk nobody waits for)
@@ -47,9 +50,10 @@ struct slot {
 	enum slot_state state;
 	uint8_t *reply; /* the whole message, when done */
 	size_t len;
-	int err;	   /* -ENOTCONN when the connection broke */
-	uint32_t free_fid; /* a fid to give back when the reply comes */
-	uint16_t flushes;  /* for a Tflush: the tag it flushes, else P9_NOTAG */
+	int err;	     /* -ENOTCONN when the connection broke */
+	uint32_t free_fid;   /* a fid to give back when the reply comes */
+	uint16_t flushes;    /* for a Tflush: the tag it flushes, else P9_NOTAG */
+	pthread_cond_t done; /* signalled when state leaves S_WAIT */
 };
 
 struct p9 {
@@ -59,7 +63,8 @@ struct p9 {
 
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond; /* slots done, slots freed, session up */
+	pthread_cond_t cond; /* a slot freed, or stopping */
+	int want_slot;	     /* callers waiting for a free slot */
 	pthread_mutex_t wlock;
 	int fd;	      /* -1 while down; protected by lock */
 	uint64_t gen; /* of the current session; 0 while down */
@@ -375,10 +380,14 @@ static void release_slot(struct p9 *p, struct slot *s)
 	if (s->free_fid != P9_NOFID)
 		give_fid(p, s->free_fid);
 	free(s->reply);
-	memset(s, 0, sizeof(*s));
+	s->reply = NULL;
+	s->len = 0;
+	s->err = 0;
 	s->state = S_FREE;
 	s->free_fid = P9_NOFID;
 	s->flushes = P9_NOTAG;
+	if (p->want_slot)
+		pthread_cond_broadcast(&p->cond);
 }
 
 /* With the lock held: a reply for a slot. */
@@ -395,6 +404,7 @@ static void settle(struct p9 *p, struct slot *s, uint8_t *reply, size_t len, int
 		s->len = len;
 		s->err = err;
 		s->state = S_DONE;
+		pthread_cond_signal(&s->done);
 		return;
 	}
 	free(reply);
@@ -418,7 +428,7 @@ static void session_down(struct p9 *p)
 		else if (s->state == S_ABANDONED || s->state == S_FLUSHING)
 			release_slot(p, s);
 	}
-	pthread_cond_broadcast(&p->cond);
+	pthread_cond_broadcast(&p->cond); /* who waits for a slot sees fd -1 */
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -434,7 +444,6 @@ static void read_replies(struct p9 *p, int fd)
 			settle(p, &p->slots[tag], m, len, 0);
 		else
 			free(m);
-		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
 }
@@ -482,7 +491,6 @@ static void *session_main(void *arg)
 		}
 		p->fd = fd;
 		p->gen = ++p->last_gen;
-		pthread_cond_broadcast(&p->cond);
 		pthread_mutex_unlock(&p->lock);
 	}
 	return NULL;
@@ -518,6 +526,7 @@ struct p9 *p9_open(const struct p9_config *cfg, struct err *e)
 	for (int i = 0; i < NTAGS; i++) {
 		p->slots[i].free_fid = P9_NOFID;
 		p->slots[i].flushes = P9_NOTAG;
+		pthread_cond_init(&p->slots[i].done, NULL);
 	}
 	if ((p->fd = handshake(p, e)) < 0) {
 		p->fd = -1;
@@ -554,8 +563,10 @@ void p9_close(struct p9 *p)
 		pthread_join(p->thread, NULL);
 	if (p->fd >= 0)
 		close(p->fd);
-	for (int i = 0; i < NTAGS; i++)
+	for (int i = 0; i < NTAGS; i++) {
 		free(p->slots[i].reply);
+		pthread_cond_destroy(&p->slots[i].done);
+	}
 	free(p->free_fids);
 	free((char *)p->cfg.addr);
 	free(p->host);
@@ -625,7 +636,9 @@ static int send_req(struct p9 *p, struct p9msg *m, uint64_t gen, uint32_t free_f
 				tag = i;
 		if (tag >= 0)
 			break;
+		p->want_slot++;
 		pthread_cond_wait(&p->cond, &p->lock);
+		p->want_slot--;
 	}
 	struct slot *s = &p->slots[tag];
 	s->state = wait ? S_WAIT : S_ABANDONED;
@@ -679,12 +692,12 @@ static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, stru
 	s = &p->slots[tag];
 	while (s->state == S_WAIT) {
 		if (!p->cfg.interrupted) {
-			pthread_cond_wait(&p->cond, &p->lock);
+			pthread_cond_wait(&s->done, &p->lock);
 			continue;
 		}
 		struct timespec ts;
 		deadline_ms(&ts, 200);
-		if (pthread_cond_timedwait(&p->cond, &p->lock, &ts) == ETIMEDOUT &&
+		if (pthread_cond_timedwait(&s->done, &p->lock, &ts) == ETIMEDOUT &&
 		    s->state == S_WAIT && p->cfg.interrupted()) {
 			s->state = S_FLUSHING;
 			pthread_mutex_unlock(&p->lock);
@@ -697,7 +710,6 @@ static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, stru
 	s->reply = NULL;
 	size_t len = s->len;
 	release_slot(p, s);
-	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	if (rc < 0)
 		return rc;
