@@ -134,6 +134,12 @@ static int lerror(const struct p9reply *r)
 
 /* ---- the handshake, on a socket nobody else uses yet ---- */
 
+/* The msize Tversion asks for; no reply of the session is longer. */
+static uint32_t asked_msize(const struct p9 *p)
+{
+	return p->cfg.msize ? p->cfg.msize : DEFAULT_MSIZE;
+}
+
 /* Sends m and reads its reply into r (buf keeps the bytes). */
 static int sync_rpc(struct p9 *p, int fd, struct p9msg *m, uint8_t expect, uint8_t **buf,
 		    struct p9reply *r)
@@ -143,7 +149,7 @@ static int sync_rpc(struct p9 *p, int fd, struct p9msg *m, uint8_t expect, uint8
 	p9_end(m);
 	free(*buf);
 	*buf = NULL;
-	if (write_all(fd, m->data, m->len) < 0 || !(*buf = read_msg(fd, p->msize, &len)))
+	if (write_all(fd, m->data, m->len) < 0 || !(*buf = read_msg(fd, asked_msize(p), &len)))
 		return -ENOTCONN;
 	if (p9_decode(*buf, len, r) < 0)
 		return -EPROTO;
@@ -329,9 +335,8 @@ static int handshake(struct p9 *p, struct err *e)
 
 	if ((fd = dial(p, e)) < 0)
 		return -1;
-	p->msize = p->cfg.msize ? p->cfg.msize : DEFAULT_MSIZE;
 	p9_begin(&m, P9_TVERSION, P9_NOTAG);
-	p9_put32(&m, p->msize);
+	p9_put32(&m, asked_msize(p));
 	p9_putstr(&m, "9P2000.L");
 	if ((rc = sync_rpc(p, fd, &m, P9_RVERSION, &buf, &r)) < 0)
 		goto fail;
@@ -340,8 +345,9 @@ static int handshake(struct p9 *p, struct err *e)
 		rc = -EPROTONOSUPPORT;
 		goto fail;
 	}
-	if (r.u.version.msize < p->msize)
-		p->msize = r.u.version.msize;
+	/* One store: callers size their chunks by it at any time. */
+	uint32_t msize = r.u.version.msize < asked_msize(p) ? r.u.version.msize : asked_msize(p);
+	__atomic_store_n(&p->msize, msize, __ATOMIC_RELAXED);
 	if (!p->aname && (rc = find_export(p, fd, &buf)) < 0)
 		goto fail;
 	if ((rc = attach(p, fd, ROOT_FID, p->aname, &buf)) < 0)
@@ -387,7 +393,7 @@ static void release_slot(struct p9 *p, struct slot *s)
 	s->free_fid = P9_NOFID;
 	s->flushes = P9_NOTAG;
 	if (p->want_slot)
-		pthread_cond_broadcast(&p->cond);
+		pthread_cond_signal(&p->cond);
 }
 
 /* With the lock held: a reply for a slot. */
@@ -589,7 +595,7 @@ struct p9fid p9_root(struct p9 *p)
 
 uint32_t p9_iosize(struct p9 *p)
 {
-	return p->msize - P9_IOHDR;
+	return __atomic_load_n(&p->msize, __ATOMIC_RELAXED) - P9_IOHDR;
 }
 
 const char *p9_aname(struct p9 *p)
@@ -610,48 +616,73 @@ static uint32_t new_fid(struct p9 *p)
 }
 
 /*
- * Sends m in session gen (0: any). With wait, returns its tag with the lock
- * held, for the caller to wait on; without, the slot is abandoned and 0 is
- * returned. free_fid is given back when the reply comes; flushes names the
- * tag a Tflush is for. Returns -errno when nothing was sent.
+ * With the lock held: a free tag. A caller that will wait for the reply
+ * (interruptible) also waits for a tag, polling interrupted(); one that
+ * will not gets -EAGAIN when none is free. -ENOTCONN while down or
+ * stopping, -ESTALE for a fid of an earlier session (gen; 0: any).
  */
-static int send_req(struct p9 *p, struct p9msg *m, uint64_t gen, uint32_t free_fid,
-		    uint16_t flushes, int wait)
+static int take_tag(struct p9 *p, uint64_t gen, int interruptible)
 {
-	int tag = -1;
-
-	p9_end(m);
-	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		if (p->stopping || p->fd < 0) {
-			pthread_mutex_unlock(&p->lock);
+		if (p->stopping || p->fd < 0)
 			return -ENOTCONN;
-		}
-		if (gen && gen != p->gen) {
-			pthread_mutex_unlock(&p->lock);
+		if (gen && gen != p->gen)
 			return -ESTALE;
-		}
-		for (int i = 0; i < NTAGS && tag < 0; i++)
+		for (int i = 0; i < NTAGS; i++)
 			if (p->slots[i].state == S_FREE)
-				tag = i;
-		if (tag >= 0)
-			break;
+				return i;
+		if (!interruptible)
+			return -EAGAIN;
+		if (p->cfg.interrupted && p->cfg.interrupted())
+			return -EINTR;
+		struct timespec ts;
+		deadline_ms(&ts, 200);
 		p->want_slot++;
-		pthread_cond_wait(&p->cond, &p->lock);
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 		p->want_slot--;
 	}
-	struct slot *s = &p->slots[tag];
-	s->state = wait ? S_WAIT : S_ABANDONED;
-	s->free_fid = free_fid;
-	s->flushes = flushes;
+}
+
+/* With the lock held and tag taken: sends m on it. The lock is let go
+ * during the send and held again on return. */
+static void send_on(struct p9 *p, int tag, struct p9msg *m)
+{
 	int fd = p->fd;
+
 	p9_settag(m, (uint16_t)tag);
-	pthread_mutex_lock(&p->wlock);
+	pthread_mutex_lock(&p->wlock); /* session_down waits for it to close fd */
 	pthread_mutex_unlock(&p->lock);
 	if (write_all(fd, m->data, m->len) < 0)
 		shutdown(fd, SHUT_RDWR); /* the reader fails the slot */
 	pthread_mutex_unlock(&p->wlock);
 	pthread_mutex_lock(&p->lock);
+}
+
+/*
+ * Sends m in session gen (0: any). With wait, returns its tag with the lock
+ * held, for the caller to wait on; without, the slot is abandoned and 0 is
+ * returned (a tag it waits for is not interruptible: a clunk is not lost).
+ * free_fid is given back when the reply comes. Returns -errno when nothing
+ * was sent.
+ */
+static int send_req(struct p9 *p, struct p9msg *m, uint64_t gen, uint32_t free_fid, int wait)
+{
+	p9_end(m);
+	pthread_mutex_lock(&p->lock);
+	int tag;
+	while ((tag = take_tag(p, gen, wait)) == -EAGAIN) {
+		p->want_slot++;
+		pthread_cond_wait(&p->cond, &p->lock);
+		p->want_slot--;
+	}
+	if (tag < 0) {
+		pthread_mutex_unlock(&p->lock);
+		return tag;
+	}
+	struct slot *s = &p->slots[tag];
+	s->state = wait ? S_WAIT : S_ABANDONED;
+	s->free_fid = free_fid;
+	send_on(p, tag, m);
 	if (!wait) {
 		pthread_mutex_unlock(&p->lock);
 		return 0;
@@ -659,19 +690,32 @@ static int send_req(struct p9 *p, struct p9msg *m, uint64_t gen, uint32_t free_f
 	return tag;
 }
 
-/* Asks the server to drop the request of oldtag, which is S_FLUSHING. */
-static void flush(struct p9 *p, uint16_t oldtag)
+/*
+ * With the lock held: the caller of tag gives up waiting. A Tflush asks
+ * the server to drop the request, and the tag stays taken until the Rflush
+ * comes. With no tag free for the Tflush, waiting for one could last for
+ * ever (every tag may be held by a caller giving up, as after a ^C of many
+ * reads), so the request is abandoned instead: its own reply frees the
+ * tag. Lets the lock go.
+ */
+static void give_up(struct p9 *p, int tag)
 {
 	struct p9msg m = {0};
+	int ftag = take_tag(p, 0, 0);
 
-	p9_begin(&m, P9_TFLUSH, 0);
-	p9_put16(&m, oldtag);
-	if (send_req(p, &m, 0, P9_NOFID, oldtag, 0) < 0) {
-		pthread_mutex_lock(&p->lock);
-		if (p->slots[oldtag].state == S_FLUSHING)
-			release_slot(p, &p->slots[oldtag]);
+	if (ftag < 0) {
+		p->slots[tag].state = S_ABANDONED;
 		pthread_mutex_unlock(&p->lock);
+		return;
 	}
+	p->slots[tag].state = S_FLUSHING;
+	p->slots[ftag].state = S_ABANDONED;
+	p->slots[ftag].flushes = (uint16_t)tag;
+	p9_begin(&m, P9_TFLUSH, 0);
+	p9_put16(&m, (uint16_t)tag);
+	p9_end(&m);
+	send_on(p, ftag, &m);
+	pthread_mutex_unlock(&p->lock);
 	p9_msg_free(&m);
 }
 
@@ -682,7 +726,7 @@ static void flush(struct p9 *p, uint16_t oldtag)
 static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, struct p9reply *r,
 	       uint8_t **buf)
 {
-	int tag = send_req(p, m, gen, P9_NOFID, P9_NOTAG, 1);
+	int tag = send_req(p, m, gen, P9_NOFID, 1);
 	struct slot *s;
 	int rc;
 
@@ -699,9 +743,7 @@ static int rpc(struct p9 *p, struct p9msg *m, uint64_t gen, uint8_t expect, stru
 		deadline_ms(&ts, 200);
 		if (pthread_cond_timedwait(&s->done, &p->lock, &ts) == ETIMEDOUT &&
 		    s->state == S_WAIT && p->cfg.interrupted()) {
-			s->state = S_FLUSHING;
-			pthread_mutex_unlock(&p->lock);
-			flush(p, (uint16_t)tag);
+			give_up(p, tag);
 			return -EINTR;
 		}
 	}
@@ -736,7 +778,7 @@ void p9_clunk(struct p9 *p, struct p9fid f)
 
 	p9_begin(&m, P9_TCLUNK, 0);
 	p9_put32(&m, f.num);
-	if (send_req(p, &m, f.gen, f.num, P9_NOTAG, 0) < 0) {
+	if (send_req(p, &m, f.gen, f.num, 0) < 0) {
 		/* Not sent: the fid is unknown to any live session. */
 		pthread_mutex_lock(&p->lock);
 		give_fid(p, f.num);

@@ -13,7 +13,8 @@
  *
  * Every operation returns 0 (or a count) or -errno: the server's errno
  * from Rlerror, -ENOTCONN while there is no connection, -EINTR when the
- * interrupted() callback said so while waiting (the request is flushed).
+ * interrupted() callback said so while waiting (the request is flushed,
+ * or left to end on the server when no tag is free for the Tflush).
  */
 #ifndef CFS_P9_H
 #define CFS_P9_H
