@@ -80,9 +80,7 @@ static int wait_until(struct export *x, int64_t deadline)
 	return pthread_cond_timedwait(&x->cond, &x->lock, &ts);
 }
 
-/* diod's path: PATH first, then the sbin directories a user's PATH may lack.
- * NULL when there is none; caller frees. */
-static char *find_diod(void)
+char *export_find_diod(void)
 {
 	const char *path = getenv("PATH");
 	cleanup_free char *dirs = xasprintf("%s:/usr/sbin:/usr/local/sbin", path ? path : "");
@@ -307,7 +305,7 @@ static struct export *export_new(const char *mountpoint, const char *listen, boo
 	x->workdir = xstrdup(workdir);
 	/* diod wants the export as an absolute path, and clients name it so. */
 	x->mount = realpath(mountpoint, NULL);
-	x->diod = find_diod();
+	x->diod = export_find_diod();
 	x->argv[n++] = "diod";
 	x->argv[n++] = "-f";
 	x->argv[n++] = "-c";

@@ -37,4 +37,8 @@ struct export *export_start(const char *mountpoint, const char *listen, const ch
  */
 void export_stop(struct export *x);
 
+/* diod's path: PATH first, then the sbin directories a user's PATH may lack.
+ * NULL when there is none; caller frees. */
+char *export_find_diod(void);
+
 #endif

@@ -24,6 +24,7 @@
  * it. diod also dies with the test (PR_SET_PDEATHSIG) if it is killed.
  */
 #define _GNU_SOURCE
+#include "export.h"
 #include "p9.h"
 #include "tap.h"
 
@@ -76,23 +77,6 @@ static void msleep(int ms)
 static char *in_dir(const char *name)
 {
 	return xasprintf("%s/%s", dir, name);
-}
-
-/* diod's path: PATH first, then the sbin directories a user's PATH may lack;
- * NULL when it is nowhere. Caller frees. */
-static char *find_diod(void)
-{
-	const char *path = getenv("PATH");
-	cleanup_free char *dirs = xasprintf("%s:/usr/local/sbin:/usr/sbin:/sbin", path ? path : "");
-	char *save = NULL;
-
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char *p = xasprintf("%s/diod", d);
-		if (access(p, X_OK) == 0)
-			return p;
-		free(p);
-	}
-	return NULL;
 }
 
 static struct sockaddr_in loopback(int p)
@@ -948,7 +932,7 @@ int main(void)
 		printf("1..0 # SKIP diod serves clients as any uid only when run as root\n");
 		return 0;
 	}
-	if (!(diod_path = find_diod())) {
+	if (!(diod_path = export_find_diod())) {
 		printf("1..0 # SKIP diod is not installed\n");
 		return 0;
 	}
