@@ -296,6 +296,7 @@ static int dial(struct p9 *p, struct err *e)
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *a;
 	struct timeval tv = {.tv_sec = 5};
 	int fd = -1, one = 1, idle = 10, intvl = 5, cnt = 3, r;
+	unsigned int unacked_ms = (unsigned int)(idle + cnt * intvl) * 1000;
 
 	if ((r = getaddrinfo(p->host, p->port, &hints, &ai)) != 0) {
 		err_set(e, ENOENT, "%s: %s", p->cfg.addr, gai_strerror(r));
@@ -321,6 +322,7 @@ static int dial(struct p9 *p, struct err *e)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &unacked_ms, sizeof(unacked_ms));
 	return fd;
 }
 
@@ -352,7 +354,12 @@ static int handshake(struct p9 *p, struct err *e)
 		goto fail;
 	if ((rc = attach(p, fd, ROOT_FID, p->aname, &buf)) < 0)
 		goto fail;
+	/* From here nothing times out of itself: a server that is slow to
+	 * read or to answer is waited for, however long. A peer that is gone
+	 * is found by keepalive while the connection is idle, and by
+	 * TCP_USER_TIMEOUT while what was sent goes unacknowledged: 25 s. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
 	p9_msg_free(&m);
 	free(buf);
 	return fd;

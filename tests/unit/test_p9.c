@@ -3,7 +3,8 @@
  * fails to; walk, getattr, lopen, read, lcreate, write, fsync, mkdir,
  * readdir, rename, remove, setattr and statfs, checked on disk, and the
  * errnos they give; reads and writes of many messages; more threads than
- * tags, with fid numbers reused and never shared; interrupted requests
+ * tags, with fid numbers reused and never shared; a server stopped for
+ * 6.5 s; interrupted requests
  * and their flushes; the server killed and started again; p9_shutdown.
  *
  * The test starts diod on a free port of 127.0.0.1, exporting a fresh
@@ -648,6 +649,119 @@ static void test_big_io(struct p9 *p, const char *name, size_t n, uint32_t seed)
 	p9_clunk(p, d);
 }
 
+/* ---- a server that stops reading ---- */
+
+#define STALL_WRITERS TAGS
+#define STALL_BYTES   (512 * 1024) /* each writer's, in msize chunks */
+
+struct stall_writer {
+	struct p9 *p;
+	struct p9fid f;
+	int id;
+	pthread_t thread;
+	atomic_int done;
+	ssize_t rc;
+};
+
+static void *stall_write(void *arg)
+{
+	struct stall_writer *w = arg;
+	cleanup_free uint8_t *buf = xmalloc(STALL_BYTES);
+
+	fill(buf, STALL_BYTES, (uint32_t)w->id + 100);
+	w->rc = p9_write(w->p, w->f, (uint64_t)w->id * STALL_BYTES, buf, STALL_BYTES);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+static int stall_ended(struct stall_writer *w)
+{
+	int n = 0;
+
+	for (int i = 0; i < STALL_WRITERS; i++)
+		n += atomic_load(&w[i].done);
+	return n;
+}
+
+/* The most bytes sent on a connection to diod's port and not yet taken
+ * by diod, from /proc/net/tcp: nonzero once diod's socket buffer is full. */
+static long unread_by_diod(void)
+{
+	FILE *f = fopen("/proc/net/tcp", "re");
+	char line[256];
+	long most = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned rport;
+		unsigned long tx;
+		if (sscanf(line, " %*d: %*x:%*x %*x:%x %*x %lx:%*x", &rport, &tx) == 2 &&
+		    (int)rport == port && (long)tx > most)
+			most = (long)tx;
+	}
+	fclose(f);
+	return most;
+}
+
+/*
+ * diod stopped for 6.5 s while 64 writers each send 512 KiB: nothing
+ * fails, and everything completes once it goes on. The handshake's 5 s
+ * limits must not outlive it: a limit on answers left on fails all 64
+ * writes here. (A limit on sends could not be seen here: with diod's msize
+ * of 64 KiB the 64 tags hold at most 4 MiB in flight, which loopback's
+ * socket buffers take whole, so no send blocks.)
+ */
+static void test_stall(struct p9 *p)
+{
+	static struct stall_writer w[STALL_WRITERS];
+	cleanup_free char *path = in_dir("stall.bin");
+	cleanup_free uint8_t *want = xmalloc(STALL_BYTES);
+	cleanup_free char *disk = NULL;
+	struct p9fid d;
+	int ended, whole = 0, same = 1;
+	size_t got = 0;
+	long unread = 0;
+
+	ok(p9_walk(p, p9_root(p), "", &d) == 0 &&
+		   p9_lcreate(p, d, "stall.bin", O_WRONLY | O_CREAT | O_EXCL, 0644, 0) == 0,
+	   "lcreate stall.bin");
+	kill(diod_pid, SIGSTOP);
+	for (int i = 0; i < STALL_WRITERS; i++) {
+		w[i] = (struct stall_writer){.p = p, .f = d, .id = i};
+		if (pthread_create(&w[i].thread, NULL, stall_write, &w[i]) != 0)
+			bail_out("cannot start a thread");
+	}
+	int64_t t0 = mono_ms();
+	while ((unread = unread_by_diod()) == 0 && mono_ms() - t0 < 10000)
+		msleep(10);
+	ok(unread > 0, "diod stopped: what is sent to it piles up (%ld bytes unread)", unread);
+	msleep(6500);
+	ended = stall_ended(w);
+	ok(ended == 0, "after 6.5 s no write has ended, nor failed (%d have)", ended);
+	kill(diod_pid, SIGCONT);
+	t0 = mono_ms();
+	while ((ended = stall_ended(w)) < STALL_WRITERS && mono_ms() - t0 < 30000)
+		msleep(10);
+	for (int i = 0; i < STALL_WRITERS && ended == STALL_WRITERS; i++) {
+		pthread_join(w[i].thread, NULL);
+		whole += w[i].rc == STALL_BYTES;
+	}
+	ok(ended == STALL_WRITERS && whole == STALL_WRITERS,
+	   "diod goes on: all %d writes complete, whole (%d ended, %d whole)", STALL_WRITERS, ended,
+	   whole);
+	disk = file_get(path, (size_t)STALL_WRITERS * STALL_BYTES + 1, &got);
+	for (int i = 0; disk && i < STALL_WRITERS; i++) {
+		fill(want, STALL_BYTES, (uint32_t)i + 100);
+		same = same && !memcmp(disk + (size_t)i * STALL_BYTES, want, STALL_BYTES);
+	}
+	ok(disk && got == (size_t)STALL_WRITERS * STALL_BYTES && same,
+	   "on disk: %zu bytes, each writer's where it wrote them", got);
+	if (ended < STALL_WRITERS)
+		bail_out("writers still wait on a stalled server");
+	p9_clunk(p, d);
+}
+
 /* ---- more threads than tags ---- */
 
 static atomic_int fid_holder[MAX_FID]; /* thread id + 1 while a thread holds the fid */
@@ -975,6 +1089,8 @@ int main(void)
 	if (small)
 		test_big_io(small, "small.bin", 100000, 2);
 	p9_close(small);
+	begin("a server that stops reading", 60);
+	test_stall(p);
 	/* Generous: under valgrind this phase takes about a minute. */
 	begin("many threads", 180);
 	test_threads(p);
