@@ -23,6 +23,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,18 +260,24 @@ static int agent_run(struct agent_opts *o)
 {
 	struct err e = {0};
 	pid_t view = 0;
-	sigset_t set;
-	int sig = 0, rc = 0;
+	sigset_t stop, set;
+	int sig = 0, rc = 0, stopfd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	set = stop;
 	sigaddset(&set, SIGCHLD); /* the view's end, see below */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Readable while a stop signal is pending: a view being mounted is
+	 * not waited for then. */
+	stopfd = signalfd(-1, &stop, SFD_CLOEXEC);
 	if (o->server) {
-		if ((view = view_start(o->server, o->munge, o->cfg.view)) < 0)
+		if ((view = view_start(o->server, o->munge, o->cfg.view, stopfd)) < 0) {
+			close(stopfd);
 			return 2;
+		}
 		if ((rc = agent_validate(o)) != 0)
 			goto out;
 	}
@@ -295,7 +302,7 @@ static int agent_run(struct agent_opts *o)
 		struct timespec second = {1, 0};
 		sig = sigtimedwait(&set, NULL, &second);
 		if (o->server && sig != SIGINT && sig != SIGTERM && sig != SIGHUP)
-			view = view_keep(view, o->server, o->munge, o->cfg.view);
+			view = view_keep(view, o->server, o->munge, o->cfg.view, stopfd);
 	} while (sig != SIGINT && sig != SIGTERM && sig != SIGHUP);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	view_stop(view); /* nothing of the agent waits for the server */
@@ -303,6 +310,7 @@ static int agent_run(struct agent_opts *o)
 	agent_free(a);
 out:
 	view_stop(view);
+	close(stopfd);
 	return rc;
 }
 

@@ -20,7 +20,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,6 +128,8 @@ struct local_node {
 	struct up_opts *up;
 	char *addr, *view_dir;
 	pid_t view; /* the view's mount, a child process (cmd/view.h) */
+	int ready;  /* the view's pipe that tells it is mounted */
+	int stop;   /* an eventfd: the starter stops waiting for the view */
 	pthread_t starter;
 	struct agent *agent;
 };
@@ -155,7 +159,7 @@ static int local_start(struct local_node *ln, struct err *e)
 			*p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p == '_' ? '-' : *p;
 		cfg.node = node;
 	}
-	if (view_wait(ln->view, ln->addr, ln->view_dir) < 0) {
+	if (ln->view < 0 || view_wait(ln->view, ln->ready, ln->stop, ln->addr, ln->view_dir) < 0) {
 		ln->view = 0;
 		return err_set(e, EIO, "the view of %s could not be mounted", listen);
 	}
@@ -201,17 +205,18 @@ static void local_begin(struct local_node *ln)
 {
 	ln->addr = dial_address(ln->listen);
 	ln->view_dir = xasprintf("%s/view", ln->up->crun.run_dir);
-	ln->view = view_spawn(ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir);
+	ln->stop = eventfd(0, EFD_CLOEXEC);
+	ln->view = view_spawn(ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir, &ln->ready);
 	pthread_create(&ln->starter, NULL, local_starter, ln);
 }
 
 /* Mounts the view again when its child died alone, once the agent runs
  * (the starter no longer touches the view then). */
-static void local_keep(struct local_node *ln)
+static void local_keep(struct local_node *ln, int stop)
 {
 	if (!ln->up || !__atomic_load_n(&ln->agent, __ATOMIC_ACQUIRE))
 		return;
-	ln->view = view_keep(ln->view, ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir);
+	ln->view = view_keep(ln->view, ln->addr, !strcmp(ln->auth, "munge"), ln->view_dir, stop);
 }
 
 /* Stops the agent (its pods keep running) and unmounts its view. */
@@ -219,7 +224,9 @@ static void local_stop(struct local_node *ln)
 {
 	if (!ln->up)
 		return;
+	eventfd_write(ln->stop, 1);
 	pthread_join(ln->starter, NULL);
+	close(ln->stop);
 	view_stop(ln->view);   /* what waits for the server fails at once */
 	agent_free(ln->agent); /* NULL when it could not start */
 	free(ln->addr);
@@ -244,10 +251,13 @@ static void *stopper_main(void *arg)
 {
 	struct stopper *st = arg;
 	struct timespec second = {1, 0};
+	int stop = signalfd(-1, &st->signals, SFD_CLOEXEC);
 
-	/* Meanwhile, every second, the local node's view is kept mounted. */
+	/* Meanwhile, every second, the local node's view is kept mounted;
+	 * a stop signal ends a wait for it. */
 	while (sigtimedwait(&st->signals, NULL, &second) < 0)
-		local_keep(st->ln);
+		local_keep(st->ln, stop);
+	close(stop);
 	local_stop(st->ln);
 	fs_end_waits(st->fs);
 	export_stop(st->x);

@@ -8,11 +8,16 @@
  * only this thread takes them, in sigwait().
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "remote.h"
 
@@ -21,11 +26,12 @@ int cmd_mount(int argc, char **argv);
 static int usage(FILE *out)
 {
 	fputs("usage: clusterfs mount [--aname PATH] [--auth none|munge] [--munge-socket PATH]\n"
-	      "                       ADDR:PORT DIR\n"
+	      "                       [--ready-fd FD] ADDR:PORT DIR\n"
 	      "\n"
 	      "Mounts the cluster a server exports (clusterfs server --listen ADDR:PORT) at DIR\n"
 	      "and serves it until DIR is unmounted. --aname names the export when the server\n"
-	      "has several (default: its first).\n",
+	      "has several (default: its first). --ready-fd: a line is written to FD, which is\n"
+	      "then closed, once DIR is mounted.\n",
 	      out);
 	return out == stderr ? 2 : 0;
 }
@@ -51,6 +57,7 @@ int cmd_mount(int argc, char **argv)
 		{"aname", required_argument, NULL, 'a'},
 		{"auth", required_argument, NULL, 'A'},
 		{"munge-socket", required_argument, NULL, 'S'},
+		{"ready-fd", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -59,7 +66,8 @@ int cmd_mount(int argc, char **argv)
 	struct err e = {0};
 	pthread_t thread;
 	sigset_t set;
-	int c, sig;
+	int c, sig, ready = -1;
+	char *end;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -77,6 +85,18 @@ int cmd_mount(int argc, char **argv)
 			break;
 		case 'S':
 			cfg.munge_socket = optarg;
+			break;
+		case 'r':
+			errno = 0;
+			long fd = strtol(optarg, &end, 10);
+			ready = errno || end == optarg || *end || fd < 0 || fd > INT_MAX ? -1
+											 : (int)fd;
+			if (ready < 0 || fcntl(ready, F_SETFD, FD_CLOEXEC) < 0) {
+				fprintf(stderr,
+					"clusterfs mount: --ready-fd %s: not an open file\n",
+					optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			return usage(stdout);
@@ -97,6 +117,11 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	}
 	fprintf(stderr, "clusterfs: %s mounted at %s\n", cfg.addr, argv[optind + 1]);
+	if (ready >= 0) {
+		ssize_t w = write(ready, "mounted\n", 8);
+		(void)w; /* whoever waited may be gone: the mount is served anyway */
+		close(ready);
+	}
 	pthread_create(&thread, NULL, serve, &s);
 	sigwait(&set, &sig);
 	remote_exit(s.r);

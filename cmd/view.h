@@ -14,18 +14,23 @@
 
 #include <sys/types.h>
 
-/* Starts the mount of addr at dir and returns its pid at once, or -1. */
-pid_t view_spawn(const char *addr, int munge, const char *dir);
-/* Waits until dir is mounted: 0, or -1 when the child ended or 30 s went by
- * (the child is then stopped). */
-int view_wait(pid_t pid, const char *addr, const char *dir);
+/* Starts the mount of addr at dir and returns its pid at once, or -1.
+ * *ready is a pipe's end for view_wait(): the child writes a line to it
+ * once dir is mounted, and it closes when the child ends. */
+pid_t view_spawn(const char *addr, int munge, const char *dir, int *ready);
+/* Waits until dir is mounted: 0; or -1 when the child ended, 30 s went by,
+ * or stop turned readable (a signalfd of the stop signals, an eventfd; -1:
+ * none), which it leaves so. On -1 the child is killed and what it may
+ * have mounted is unmounted. Closes ready. Nothing is read through the
+ * view: a server that hangs cannot hold the caller. */
+int view_wait(pid_t pid, int ready, int stop, const char *addr, const char *dir);
 /* view_spawn() and view_wait(). */
-pid_t view_start(const char *addr, int munge, const char *dir);
+pid_t view_start(const char *addr, int munge, const char *dir, int stop);
 /* Keeps a view mounted: when the child pid has ended (killed: it ends
  * of itself only when told to), or pid is -1 (an earlier try failed),
  * unmounts what is left and starts another. Returns the pid of the view
  * that runs, or -1 when starting one failed (try again later). */
-pid_t view_keep(pid_t pid, const char *addr, int munge, const char *dir);
+pid_t view_keep(pid_t pid, const char *addr, int munge, const char *dir, int stop);
 /* Unmounts the view: what waits for the server fails at once. pid <= 0 does
  * nothing. */
 void view_stop(pid_t pid);

@@ -228,6 +228,29 @@ rpc(120, struct.pack("<I", 2))
 	not_mounted "$WORK/mnt"
 }
 
+@test "clusterfs mount --ready-fd writes a line once mounted; a descriptor that is not open is refused" {
+	local fd pid
+	start_export
+	for bad in 9 x -1 3x; do
+		run "$CLUSTERFS" mount --ready-fd "$bad" "127.0.0.1:$PORT" "$WORK/remote"
+		[ "$status" -eq 2 ]
+		[[ "$output" == *"--ready-fd $bad: not an open file"* ]]
+	done
+	not_mounted "$WORK/remote"
+	mkdir -p "$WORK/remote"
+	exec {fd}>"$WORK/ready"
+	"$CLUSTERFS" mount --ready-fd "$fd" "127.0.0.1:$PORT" "$WORK/remote" 2>"$WORK/mount.log" &
+	pid=$!
+	OTHER_PIDS=$pid
+	exec {fd}>&-
+	wait_for 20 grep -qx mounted "$WORK/ready"
+	grep -qs " $WORK/remote " /proc/mounts
+	test -d "$WORK/remote/nodes"
+	kill "$pid"
+	wait_for 10 gone "$pid"
+	not_mounted "$WORK/remote"
+}
+
 @test "a port in use is a clear error, and the server unmounts and exits 1" {
 	port=$(free_port)
 	python3 -c 'import socket, sys, time

@@ -15,6 +15,7 @@ setup_file() {
 
 teardown_file() {
 	local pid
+	pid=$(cat "$WORK/diod.stopped" 2>/dev/null) && kill -CONT "$pid" 2>/dev/null
 	pid=$(cat "$WORK/agent.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
 	[ -z "$pid" ] || wait_for 20 sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
 	if grep -qs " $WORK/view " /proc/mounts; then umount -l "$WORK/view"; fi
@@ -130,6 +131,34 @@ view_pid() { pgrep -P "$(cat "$WORK/agent.pid")" -f "clusterfs mount"; }
 	pid=$(cat "$WORK/agent.pid")
 	kill "$pid"
 	wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+	rm -f "$WORK/agent.pid"
+	! grep -qs " $WORK/view " /proc/mounts
+	grep -q "stopping" "$WORK/agent.log"
+}
+
+@test "an agent told to stop while its view waits for a server that does not answer ends at once" {
+	local old d pid
+	"$CLUSTERFS" agent --server "127.0.0.1:$CFS_PORT" --node far --simulated --heartbeat 1 \
+		--run-dir "$WORK/run" --view "$WORK/view" 2>>"$WORK/agent.log" 3>&- &
+	echo $! >"$WORK/agent.pid"
+	pid=$!
+	wait_for 20 test -d "$WORK/view/nodes"
+	old=$(view_pid)
+	[ -n "$old" ]
+	# diod stopped: a new view connects, and its handshake waits 5 s for
+	# an answer that does not come
+	d=$(diod_pid)
+	echo "$d" >"$WORK/diod.stopped"
+	kill -STOP "$d"
+	kill -9 "$old"
+	run wait_for 10 sh -c "p=\$(pgrep -P $pid -f 'clusterfs mount') && [ \"\$p\" != $old ]"
+	if [ "$status" -eq 0 ]; then
+		kill "$pid"
+		run wait_for 3 sh -c "! kill -0 $pid 2>/dev/null"
+	fi
+	kill -CONT "$d"
+	rm -f "$WORK/diod.stopped"
+	[ "$status" -eq 0 ]
 	rm -f "$WORK/agent.pid"
 	! grep -qs " $WORK/view " /proc/mounts
 	grep -q "stopping" "$WORK/agent.log"
