@@ -527,17 +527,23 @@ static bool host_network(const struct ynode *pod)
 }
 
 /* Claims the address of a pod that was running here before the agent
- * started, so no new pod is given it. */
+ * started, so no new pod is given it: the one the runtime kept for it
+ * (what it is wired with), else its status.podIP. */
 static void adopt_pod(struct ctl *c, const char *ns, const char *name, const struct ynode *pod,
 		      void *arg)
 {
 	struct agent *a = arg;
 	struct agent_node *n = node_of(a, pod);
+	const char *uid = y_path_str(pod, "metadata.uid");
 	const char *ip = y_path_str(pod, "status.podIP");
+	char kept[64];
 	struct in_addr in;
 
-	if (!n || !y_path_str(pod, "metadata.uid") || !ip || host_network(pod) ||
-	    inet_pton(AF_INET, ip, &in) != 1)
+	if (!n || !uid || host_network(pod))
+		return;
+	if (a->rt->pod_address && a->rt->pod_address(a->rt, uid, kept) == 0)
+		ip = kept;
+	if (!ip || inet_pton(AF_INET, ip, &in) != 1)
 		return;
 	node_prepare(c, a, n);
 	if (!range_reserve(&n->range, ntohl(in.s_addr)))

@@ -308,6 +308,17 @@ static struct crun_pod *pod_from_disk(struct crun_rt *rt, const char *uid)
 	return p;
 }
 
+static int crun_pod_address(struct agent_runtime *art, const char *uid, char ip[64])
+{
+	struct crun_rt *rt = (struct crun_rt *)art;
+
+	if (!uid[0] || uid[0] == '.' || strchr(uid, '/'))
+		return -ENOENT;
+	cleanup_free char *path = xasprintf("%s/%s/net", rt->pods_dir, uid);
+	cleanup_free char *net = file_get(path, 256, NULL);
+	return net && sscanf(net, "%63s", ip) == 1 ? 0 : -ENOENT;
+}
+
 static void crun_sweep(struct agent_runtime *art, char *const *keep)
 {
 	struct crun_rt *rt = (struct crun_rt *)art;
@@ -485,6 +496,7 @@ struct agent_runtime *agent_runtime_crun_new(const struct crun_config *cfg, stru
 		.pod_status = crun_pod_status,
 		.set_notify = crun_set_notify,
 		.changed = crun_changed,
+		.pod_address = crun_pod_address,
 		.sweep = crun_sweep,
 		.free = crun_free,
 	};

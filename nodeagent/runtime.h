@@ -70,6 +70,14 @@ struct agent_runtime {
 	 */
 	void (*set_notify)(struct agent_runtime *rt, void (*notify)(void *arg), void *arg);
 	char **(*changed)(struct agent_runtime *rt);
+	/*
+	 * Optional: the address pod uid was given by an earlier agent, as the
+	 * runtime keeps it (what the pod may be wired with), into ip; 0, or
+	 * -ENOENT when it keeps none. The agent claims it before it trusts
+	 * the pod's status.podIP, which an agent killed between wiring the
+	 * pod and writing its status never wrote.
+	 */
+	int (*pod_address)(struct agent_runtime *rt, const char *uid, char ip[64]);
 	/* Optional: stops and releases the pods the runtime holds but for those in keep. */
 	void (*sweep)(struct agent_runtime *rt, char *const *keep);
 	/* Frees the runtime; the pods it runs keep running. */

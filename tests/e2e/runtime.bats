@@ -878,6 +878,69 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	run ! pgrep -f -- "$marker"
 }
 
+# no_pod_ip: stdin to stdout, a pod's document without status.podIP and
+# status.podIPs, nor metadata.resourceVersion (the write replaces).
+no_pod_ip() {
+	awk 'skip && /^ *- ip: / { next }
+		{ skip = 0 }
+		/^  podIPs:/ { skip = 1; next }
+		/^  podIP: / || /^  resourceVersion: / { next }
+		{ print }'
+}
+
+@test "an agent killed before it wrote a pod's address: the next one claims the address the pod is wired with" {
+	local name a b c
+	for name in addr-a addr-b; do
+		new_pod "$name" <<-EOF
+			apiVersion: v1
+			kind: Pod
+			metadata:
+			  name: $name
+			spec:
+			  terminationGracePeriodSeconds: 1
+			  containers:
+			  - name: main
+			    image: @IMAGE@
+			    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+		EOF
+		wait_for 30 ctr_is "$name" main started true
+		wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/$name.yaml'"
+	done
+	a=$(pget addr-a status.podIP)
+	b=$(pget addr-b status.podIP)
+	[ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ]
+
+	# As if the agent had died after wiring addr-a and starting its
+	# container, before its status said its address.
+	rt_kill_agent KILL
+	no_pod_ip <"$NS/pods/addr-a.yaml" >"$WORK/addr-a.yaml"
+	cat "$WORK/addr-a.yaml" >"$NS/pods/addr-a.yaml"
+	[ -z "$(pget addr-a status.podIP)" ]
+	[ "$(pget addr-a status.phase)" = Running ]
+
+	rt_start_agent
+	wait_for 30 sh -c "grep -q '^  podIP: ' '$NS/pods/addr-a.yaml'"
+	[ "$(pget addr-a status.podIP)" = "$a" ]
+	[ "$(cget addr-a main restartCount)" = 0 ]
+	new_pod addr-c <<-'EOF'
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: addr-c
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @IMAGE@
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+	EOF
+	wait_for 30 ctr_is addr-c main started true
+	wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/addr-c.yaml'"
+	c=$(pget addr-c status.podIP)
+	[ "$c" != "$a" ] && [ "$c" != "$b" ]
+	rm_pods addr-a addr-b addr-c
+}
+
 # many_running N: N pods of the Deployment many are Running.
 many_running() {
 	local n
