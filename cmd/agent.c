@@ -275,8 +275,19 @@ static int agent_run(struct agent_opts *o)
 	stopfd = signalfd(-1, &stop, SFD_CLOEXEC);
 	if (o->server) {
 		if ((view = view_start(o->server, o->munge, o->cfg.view, stopfd)) < 0) {
+			sigset_t pending;
+			rc = sigpending(&pending) == 0 && (sigismember(&pending, SIGINT) ||
+							   sigismember(&pending, SIGTERM) ||
+							   sigismember(&pending, SIGHUP))
+				     ? 0
+				     : 2;
+			if (rc == 0)
+				fprintf(stderr,
+					"clusterfs agent: stopping before the view of %s "
+					"was mounted\n",
+					o->server);
 			close(stopfd);
-			return 2;
+			return rc;
 		}
 		if ((rc = agent_validate(o)) != 0)
 			goto out;
@@ -297,12 +308,17 @@ static int agent_run(struct agent_opts *o)
 			rt->version, o->server ? o->server : o->cfg.view,
 			o->server ? ", mounted at " : "", o->server ? o->cfg.view : "");
 	/* Until told to stop: a view that died alone (kill -9 of the child)
-	 * is mounted again, tried every second while the server is away. */
+	 * is mounted again, tried every second while the server is away (a
+	 * failed try's SIGCHLD, and other children's, come sooner). */
+	int64_t retry_at = 0;
 	do {
 		struct timespec second = {1, 0};
 		sig = sigtimedwait(&set, NULL, &second);
-		if (o->server && sig != SIGINT && sig != SIGTERM && sig != SIGHUP)
-			view = view_keep(view, o->server, o->munge, o->cfg.view, stopfd);
+		if (!o->server || sig == SIGINT || sig == SIGTERM || sig == SIGHUP ||
+		    (view < 0 && mono_ms() < retry_at))
+			continue;
+		if ((view = view_keep(view, o->server, o->munge, o->cfg.view, stopfd)) < 0)
+			retry_at = mono_ms() + 1000;
 	} while (sig != SIGINT && sig != SIGTERM && sig != SIGHUP);
 	fprintf(stderr, "clusterfs agent: %s: stopping\n", strsignal(sig));
 	view_stop(view); /* nothing of the agent waits for the server */

@@ -159,7 +159,7 @@ static int local_start(struct local_node *ln, struct err *e)
 			*p = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p == '_' ? '-' : *p;
 		cfg.node = node;
 	}
-	if (ln->view < 0 || view_wait(ln->view, ln->ready, ln->stop, ln->addr, ln->view_dir) < 0) {
+	if (ln->view < 0 || view_wait(ln->view, ln->ready, ln->stop, ln->addr) < 0) {
 		ln->view = 0;
 		return err_set(e, EIO, "the view of %s could not be mounted", listen);
 	}

@@ -66,7 +66,7 @@ pid_t view_spawn(const char *addr, int munge, const char *dir, int *ready)
 	return pid;
 }
 
-int view_wait(pid_t pid, int ready, int stop, const char *addr, const char *dir)
+int view_wait(pid_t pid, int ready, int stop, const char *addr)
 {
 	struct pollfd p[2] = {{.fd = ready, .events = POLLIN}, {.fd = stop, .events = POLLIN}};
 	int64_t deadline = mono_ms() + 30000;
@@ -94,10 +94,12 @@ int view_wait(pid_t pid, int ready, int stop, const char *addr, const char *dir)
 	}
 	close(ready);
 	if (rc < 0) {
-		/* It may have mounted dir just now: that mount goes too. */
+		/* Not unmounted here: dir may be another process's live view
+		 * (the child ended finding it mounted). A mount the killed
+		 * child made just now answers ENOTCONN, and the next start
+		 * clears it (view_keep, fs_check_mountpoint). */
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
-		umount2(dir, MNT_FORCE | MNT_DETACH);
 	}
 	return rc;
 }
@@ -107,7 +109,7 @@ pid_t view_start(const char *addr, int munge, const char *dir, int stop)
 	int ready;
 	pid_t pid = view_spawn(addr, munge, dir, &ready);
 
-	return pid < 0 || view_wait(pid, ready, stop, addr, dir) < 0 ? -1 : pid;
+	return pid < 0 || view_wait(pid, ready, stop, addr) < 0 ? -1 : pid;
 }
 
 void view_stop(pid_t pid)

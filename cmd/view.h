@@ -18,12 +18,12 @@
  * *ready is a pipe's end for view_wait(): the child writes a line to it
  * once dir is mounted, and it closes when the child ends. */
 pid_t view_spawn(const char *addr, int munge, const char *dir, int *ready);
-/* Waits until dir is mounted: 0; or -1 when the child ended, 30 s went by,
- * or stop turned readable (a signalfd of the stop signals, an eventfd; -1:
- * none), which it leaves so. On -1 the child is killed and what it may
- * have mounted is unmounted. Closes ready. Nothing is read through the
- * view: a server that hangs cannot hold the caller. */
-int view_wait(pid_t pid, int ready, int stop, const char *addr, const char *dir);
+/* Waits until the child's dir is mounted: 0; or -1 when the child ended,
+ * 30 s went by, or stop turned readable (a signalfd of the stop signals, an
+ * eventfd; -1: none), which it leaves so; the child is then killed and
+ * reaped. Closes ready. Nothing is read through the view: a server that
+ * hangs cannot hold the caller. */
+int view_wait(pid_t pid, int ready, int stop, const char *addr);
 /* view_spawn() and view_wait(). */
 pid_t view_start(const char *addr, int munge, const char *dir, int stop);
 /* Keeps a view mounted: when the child pid has ended (killed: it ends

@@ -354,10 +354,12 @@ static int handshake(struct p9 *p, struct err *e)
 		goto fail;
 	if ((rc = attach(p, fd, ROOT_FID, p->aname, &buf)) < 0)
 		goto fail;
-	/* From here nothing times out of itself: a server that is slow to
-	 * read or to answer is waited for, however long. A peer that is gone
-	 * is found by keepalive while the connection is idle, and by
-	 * TCP_USER_TIMEOUT while what was sent goes unacknowledged: 25 s. */
+	/* From here no request has a time limit: a server that is slow to
+	 * answer is waited for, however long. The connection is dropped only
+	 * when the server's host is silent for 25 s: keepalive finds that
+	 * while the connection is idle; TCP_USER_TIMEOUT while what was sent
+	 * waits, unacknowledged or not taken (a receive window shut for 25 s,
+	 * as when diod is stopped). */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
 	p9_msg_free(&m);
@@ -429,6 +431,7 @@ static void settle(struct p9 *p, struct slot *s, uint8_t *reply, size_t len, int
 static void session_down(struct p9 *p)
 {
 	pthread_mutex_lock(&p->lock);
+	shutdown(p->fd, SHUT_RDWR);    /* a send blocked on it returns */
 	pthread_mutex_lock(&p->wlock); /* no send is using the socket */
 	close(p->fd);
 	p->fd = -1;

@@ -139,7 +139,7 @@ view_pid() { pgrep -P "$(cat "$WORK/agent.pid")" -f "clusterfs mount"; }
 @test "an agent told to stop while its view waits for a server that does not answer ends at once" {
 	local old d pid
 	"$CLUSTERFS" agent --server "127.0.0.1:$CFS_PORT" --node far --simulated --heartbeat 1 \
-		--run-dir "$WORK/run" --view "$WORK/view" 2>>"$WORK/agent.log" 3>&- &
+		--run-dir "$WORK/run" --view "$WORK/view" 2>"$WORK/agent2.log" 3>&- &
 	echo $! >"$WORK/agent.pid"
 	pid=$!
 	wait_for 20 test -d "$WORK/view/nodes"
@@ -161,5 +161,5 @@ view_pid() { pgrep -P "$(cat "$WORK/agent.pid")" -f "clusterfs mount"; }
 	[ "$status" -eq 0 ]
 	rm -f "$WORK/agent.pid"
 	! grep -qs " $WORK/view " /proc/mounts
-	grep -q "stopping" "$WORK/agent.log"
+	grep -q "Terminated: stopping" "$WORK/agent2.log"
 }

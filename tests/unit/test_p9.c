@@ -710,7 +710,9 @@ static long unread_by_diod(void)
  * limits must not outlive it: a limit on answers left on fails all 64
  * writes here. (A limit on sends could not be seen here: with diod's msize
  * of 64 KiB the 64 tags hold at most 4 MiB in flight, which loopback's
- * socket buffers take whole, so no send blocks.)
+ * socket buffers take whole, so no send blocks.) Past 25 s of a receive
+ * window shut, TCP_USER_TIMEOUT drops the connection: that is not waited
+ * for here.
  */
 static void test_stall(struct p9 *p)
 {
@@ -732,13 +734,17 @@ static void test_stall(struct p9 *p)
 		if (pthread_create(&w[i].thread, NULL, stall_write, &w[i]) != 0)
 			bail_out("cannot start a thread");
 	}
+	/* The writes are out once diod's socket takes no more (on most
+	 * hosts at once; a receive buffer grown large may take them all). */
 	int64_t t0 = mono_ms();
-	while ((unread = unread_by_diod()) == 0 && mono_ms() - t0 < 10000)
+	while ((unread = unread_by_diod()) == 0 && mono_ms() - t0 < 2000)
 		msleep(10);
-	ok(unread > 0, "diod stopped: what is sent to it piles up (%ld bytes unread)", unread);
 	msleep(6500);
 	ended = stall_ended(w);
-	ok(ended == 0, "after 6.5 s no write has ended, nor failed (%d have)", ended);
+	ok(ended == 0,
+	   "diod stopped for 6.5 s: no write has ended, nor failed (%d have; %ld bytes "
+	   "were left unread)",
+	   ended, unread);
 	kill(diod_pid, SIGCONT);
 	t0 = mono_ms();
 	while ((ended = stall_ended(w)) < STALL_WRITERS && mono_ms() - t0 < 30000)
