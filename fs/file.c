@@ -151,6 +151,8 @@ static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *
 	/* watch is a stream, but it ignores offsets rather than refusing
 	 * them: diod serves a 9P read or write with pread and pwrite. */
 	fi->direct_io = 1;
+	/* A reader has nothing to apply: its close() is not a round trip. */
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC);
 	if (fuse_reply_open(req, fi) != 0)
 		handle_free(fs_of(req), h);
 }
