@@ -326,7 +326,19 @@ static void net_joined(struct crun_pod *p)
 	pthread_mutex_lock(&p->rt->lock);
 	p->wired = true;
 	pthread_mutex_unlock(&p->rt->lock);
+	if (!p->host_net) { /* for a later agent: see adopt() */
+		cleanup_free char *mark = xasprintf("%s/wired", p->dir);
+		file_put(mark, "", 0, 0600);
+	}
 	pod_changed(p);
+}
+
+/* The namespace's wiring is to be undone: a later agent must not take it
+ * for done. */
+static void net_unmark(struct crun_pod *p)
+{
+	cleanup_free char *mark = xasprintf("%s/wired", p->dir);
+	unlink(mark);
 }
 
 /* Waits for the namespace's wiring: 0, or its error in e. */
@@ -366,6 +378,7 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 	if (p->host_net)
 		return 0;
 	if (p->net_stale) { /* DEL (namespace and all) is safe to repeat */
+		net_unmark(p);
 		cleanup_free char *ports = port_mappings(p);
 		struct err de = {0};
 		cni_del(&p->rt->cni, p->netns, p->cidr, ports, &de);
@@ -389,6 +402,7 @@ static void sandbox_failed(struct crun_pod *p, const struct err *e)
 		publish_waiting(p, &p->ctrs[i], p->ctrs[i].reason, e->msg);
 	p->sandbox = false;
 	p->net_stale = true;
+	net_unmark(p);
 	p->sandbox_retry = mono_ms() + 5000;
 }
 
@@ -825,13 +839,16 @@ static void adopt(struct crun_pod *p)
 		}
 		y_free(s);
 	}
-	/* A container ran: the namespace was wired. Otherwise the earlier
-	 * agent's wiring failed or was cut short, and is done again. */
-	bool ran = false;
+	/* A container ran, or the wiring said it was done (the wired mark):
+	 * the namespace is wired, though no container may have started yet
+	 * (an image still pulling). Otherwise the earlier agent's wiring
+	 * failed or was cut short, and is done again. */
+	cleanup_free char *mark = xasprintf("%s/wired", p->dir);
+	bool was_wired = access(mark, F_OK) == 0;
 	for (size_t i = 0; i < p->nctrs; i++)
-		ran |= p->ctrs[i].started_at[0] != '\0';
+		was_wired |= p->ctrs[i].started_at[0] != '\0';
 	bool has_netns = !p->host_net && access(netns, F_OK) == 0;
-	p->sandbox = ran && (p->host_net || has_netns) && access(p->dir, F_OK) == 0;
+	p->sandbox = was_wired && (p->host_net || has_netns) && access(p->dir, F_OK) == 0;
 	p->net_stale = !p->sandbox && has_netns;
 	pthread_mutex_lock(&p->rt->lock);
 	p->wired = p->sandbox;

@@ -952,6 +952,37 @@ many_gone() {
 	! ls "$NS"/pods/many-*.yaml >/dev/null 2>&1
 }
 
+@test "a restarted agent keeps the wiring of a pod none of whose containers started yet" {
+	local uid netns ino ip n
+	new_pod nopull <<-'EOF'
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: nopull
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: @REGISTRY@/busybox:no-such-tag
+		    command: [sh, -c, 'echo never']
+	EOF
+	wait_for 30 ctr_is nopull main state.waiting.reason ErrImagePull
+	wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/nopull.yaml'"
+	ip=$(pget nopull status.podIP)
+	uid=$(uid_of nopull)
+	netns=/run/netns/cfs-${uid:0:24}
+	ino=$(stat -c %i "$netns")
+	n=$(grep -c "pods/default/nopull: container main" "$WORK/agent.log")
+	rt_kill_agent KILL
+	rt_start_agent
+	# The new agent has taken the pod on once it tries the pull again.
+	wait_for 30 log_has_more "$n" "pods/default/nopull: container main"
+	# The same namespace: not deleted and wired again.
+	[ "$(stat -c %i "$netns")" = "$ino" ]
+	[ "$(pget nopull status.podIP)" = "$ip" ]
+	rm_pods nopull
+}
+
 @test "a Deployment of 10 replicas: 10 pods Running with distinct IPs and 10 processes" {
 	local marker=many-marker-$RT_NODE f uid uids=()
 	new_object deployments many <<-'EOF'
