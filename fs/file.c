@@ -356,10 +356,20 @@ void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fu
 	case H_TOUCH:
 		fuse_reply_buf(req, NULL, 0);
 		return;
-	default:
+	default: {
+		/* Copied out, and answered with h let go: the answer may be the
+		 * reader's last, its close() then releases h at once (a
+		 * read-only open sends no FLUSH first), and another thread
+		 * frees it while this one would still be unlocking it. */
 		pthread_mutex_lock(&h->lock);
-		reply_slice(req, h->buf.buf, h->buf.len, size, off);
+		size_t from = (size_t)off < h->buf.len ? (size_t)off : h->buf.len;
+		size_t n = h->buf.len - from < size ? h->buf.len - from : size;
+		cleanup_free char *copy = xmalloc(n + 1);
+		if (n)
+			memcpy(copy, h->buf.buf + from, n);
 		pthread_mutex_unlock(&h->lock);
+		fuse_reply_buf(req, copy, n);
+	}
 	}
 }
 
