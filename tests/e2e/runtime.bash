@@ -195,6 +195,23 @@ new_pod() {
 	note_uid "$(uid_of "$1")"
 }
 
+# sleeper_pod NAME [IMAGE]: new_pod of a pod whose one container, main,
+# sleeps until SIGTERM (IMAGE: @IMAGE@).
+sleeper_pod() {
+	new_pod "$1" <<-EOF
+		apiVersion: v1
+		kind: Pod
+		metadata:
+		  name: $1
+		spec:
+		  terminationGracePeriodSeconds: 1
+		  containers:
+		  - name: main
+		    image: ${2:-@IMAGE@}
+		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
+	EOF
+}
+
 # new_object KIND NAME: like new_pod for any kind of the default namespace.
 new_object() {
 	local src=$WORK/objects/$1-$2.yaml

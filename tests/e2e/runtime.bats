@@ -772,18 +772,7 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	ip link del "$RT_BRIDGE" 2>/dev/null || true
 	ip link add "$RT_BRIDGE" type veth peer name "${RT_BRIDGE}p"
 	touch "$WORK/not-a-bridge"
-	new_pod unwired <<-'EOF'
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: unwired
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: @IMAGE@
-		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
-	EOF
+	sleeper_pod unwired
 	wait_for 30 ctr_says unwired main "not a bridge"
 	# The plugin's JSON error, said as one line.
 	[ "$(cget unwired main state.waiting.message)" = \
@@ -852,18 +841,7 @@ nat_rules_of() { iptables-save -t nat | grep -F -- "$1" || true; }
 	rt_start_agent
 	# A pod started after the restart runs: the new agent is at work, and has
 	# taken over what it found before that.
-	new_pod adopt-after <<-'EOF'
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: adopt-after
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: @IMAGE@
-		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
-	EOF
+	sleeper_pod adopt-after
 	wait_for 30 ctr_is adopt-after main started true
 	rt_alive "$pid"
 	[ "$(pgrep -f -- "$marker")" = "$pid" ]
@@ -891,18 +869,7 @@ no_pod_ip() {
 @test "an agent killed before it wrote a pod's address: the next one claims the address the pod is wired with" {
 	local name a b c
 	for name in addr-a addr-b; do
-		new_pod "$name" <<-EOF
-			apiVersion: v1
-			kind: Pod
-			metadata:
-			  name: $name
-			spec:
-			  terminationGracePeriodSeconds: 1
-			  containers:
-			  - name: main
-			    image: @IMAGE@
-			    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
-		EOF
+		sleeper_pod "$name"
 		wait_for 30 ctr_is "$name" main started true
 		wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/$name.yaml'"
 	done
@@ -922,18 +889,7 @@ no_pod_ip() {
 	wait_for 30 sh -c "grep -q '^  podIP: ' '$NS/pods/addr-a.yaml'"
 	[ "$(pget addr-a status.podIP)" = "$a" ]
 	[ "$(cget addr-a main restartCount)" = 0 ]
-	new_pod addr-c <<-'EOF'
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: addr-c
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: @IMAGE@
-		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
-	EOF
+	sleeper_pod addr-c
 	wait_for 30 ctr_is addr-c main started true
 	wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/addr-c.yaml'"
 	c=$(pget addr-c status.podIP)
@@ -954,18 +910,7 @@ many_gone() {
 
 @test "a restarted agent keeps the wiring of a pod none of whose containers started yet" {
 	local uid netns ino ip n
-	new_pod nopull <<-'EOF'
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: nopull
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: @REGISTRY@/busybox:no-such-tag
-		    command: [sh, -c, 'echo never']
-	EOF
+	sleeper_pod nopull @REGISTRY@/busybox:no-such-tag
 	wait_for 30 ctr_is nopull main state.waiting.reason ErrImagePull
 	wait_for 10 sh -c "grep -q '^  podIP: ' '$NS/pods/nopull.yaml'"
 	ip=$(pget nopull status.podIP)
@@ -1025,18 +970,7 @@ many_gone() {
 }
 
 @test "an image tag missing from the registry: ErrImagePull, then ImagePullBackOff" {
-	new_pod badimage <<-'EOF'
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: badimage
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: @REGISTRY@/busybox:no-such-tag
-		    command: [sh, -c, 'echo never']
-	EOF
+	sleeper_pod badimage @REGISTRY@/busybox:no-such-tag
 	wait_for 30 ctr_is badimage main state.waiting.reason ErrImagePull
 	[ -n "$(cget badimage main state.waiting.message)" ]
 	wait_for 30 ctr_is badimage main state.waiting.reason ImagePullBackOff
@@ -1055,20 +989,9 @@ push_variant() {
 # layout_of NAME: where the agent's store keeps the layout of NAME:1.
 layout_of() { echo "$RT_STATE/images/layouts/${REGISTRY//:/_}_$1_1"; }
 
-# variant_pod NAME IMAGE
+# variant_pod NAME IMAGE: a sleeper_pod of IMAGE, once it runs.
 variant_pod() {
-	new_pod "$1" <<-EOF
-		apiVersion: v1
-		kind: Pod
-		metadata:
-		  name: $1
-		spec:
-		  terminationGracePeriodSeconds: 1
-		  containers:
-		  - name: main
-		    image: $2
-		    command: [sh, -c, 'trap "exit 0" TERM; sleep 3600 & wait']
-	EOF
+	sleeper_pod "$1" "$2"
 	wait_for 60 ctr_is "$1" main started true
 }
 
