@@ -147,6 +147,8 @@ static int do_open(struct fs *fs, fuse_req_t req, struct inode *in, int flags, s
 
 static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *fi)
 {
+	struct fs *fs = fs_of(req); /* req is gone once answered, even when that fails */
+
 	fi->fh = (uintptr_t)h;
 	/* watch is a stream, but it ignores offsets rather than refusing
 	 * them: diod serves a 9P read or write with pread and pwrite. */
@@ -154,7 +156,7 @@ static void reply_open(fuse_req_t req, struct handle *h, struct fuse_file_info *
 	/* A reader has nothing to apply: its close() is not a round trip. */
 	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC);
 	if (fuse_reply_open(req, fi) != 0)
-		handle_free(fs_of(req), h);
+		handle_free(fs, h);
 }
 
 void file_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -241,17 +241,22 @@ int watcher_filter(struct watch_hub *h, struct watcher *w, const char *buf, size
 	return 0;
 }
 
+/* The watcher is looked up, not taken from the callback's argument:
+ * libfuse calls this after letting its own lock go, by which time the
+ * read may have been answered by a change, the file closed and the
+ * watcher freed. The request itself is still held for the call. */
 static void on_interrupt(fuse_req_t req, void *arg)
 {
 	struct fs *fs = fuse_req_userdata(req);
 	struct watch_hub *h = fs->watch;
-	struct watcher *w = arg;
 
 	pthread_mutex_lock(&h->lock);
-	if (w->req == req) {
-		w->req = NULL;
-		fuse_reply_err(req, EINTR);
-	}
+	for (struct watcher *w = h->list; w; w = w->next)
+		if (w->req == req) {
+			w->req = NULL;
+			fuse_reply_err(req, EINTR);
+			break;
+		}
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -271,7 +276,7 @@ void watcher_read(struct watch_hub *h, struct watcher *w, fuse_req_t req, size_t
 	/* Registered first: if the read was interrupted already, the
 	 * callback runs now, finds nothing parked, and the check below
 	 * answers it. */
-	fuse_req_interrupt_func(req, on_interrupt, w);
+	fuse_req_interrupt_func(req, on_interrupt, NULL);
 	pthread_mutex_lock(&h->lock);
 	if (!w->filter || w->req) {
 		pthread_mutex_unlock(&h->lock);
