@@ -377,8 +377,11 @@ static int sandbox_up(struct crun_pod *p, struct err *e)
 	p->net_r = 0;
 	if (p->host_net)
 		return 0;
+	/* Whatever wiring comes now is not done until it says so: a mark
+	 * left from before (a namespace gone with a reboot) must not vouch
+	 * for it. */
+	net_unmark(p);
 	if (p->net_stale) { /* DEL (namespace and all) is safe to repeat */
-		net_unmark(p);
 		cleanup_free char *ports = port_mappings(p);
 		struct err de = {0};
 		cni_del(&p->rt->cni, p->netns, p->cidr, ports, &de);
@@ -791,6 +794,7 @@ static void teardown(struct crun_pod *p)
 	int r;
 
 	net_wait(p, &e);
+	net_unmark(p);
 	for (size_t i = 0; i < p->nctrs; i++)
 		if (access(p->ctrs[i].dir, F_OK) == 0)
 			ctr_clean(p, &p->ctrs[i]);
