@@ -9,6 +9,8 @@ setup() {
 }
 
 teardown() {
+	# what a crashed server left, when no server.pid names it any more
+	if grep -qs " $WORK/mnt " /proc/mounts; then umount -l "$WORK/mnt"; fi
 	cleanup_server
 	[ -n "${OTHER_PID:-}" ] && kill -9 "$OTHER_PID" 2>/dev/null
 	true
@@ -113,4 +115,45 @@ print('\n---\n'.join('kind: ConfigMap\nmetadata: {name: c%d}\ndata: {a: b}' % i 
 	[[ "$output" == *"usage:"* ]]
 	run "$CLUSTERFS" frobnicate
 	[ "$status" -eq 2 ]
+}
+
+# free_stuck MOUNT: aborts the FUSE connection of MOUNT, for a server that
+# is stuck dying, so that the test can go on and clean up.
+free_stuck() {
+	local dev
+	mountpoint -q /sys/fs/fuse/connections || mount -t fusectl none /sys/fs/fuse/connections
+	dev=$(awk -v m="$1" '$5 == m { split($3, d, ":"); print d[2] }' /proc/self/mountinfo)
+	[ -z "$dev" ] || echo 1 >"/sys/fs/fuse/connections/$dev/abort"
+}
+
+@test "a server that crashes under load ends, and its mount answers ENOTCONN" {
+	local i j pid writer
+	ulimit -c 0
+	for i in 1 2 3 4 5; do
+		start_server
+		# The controllers at work through the mount: a crash finds some
+		# of their threads waiting for an answer from it.
+		(
+			for j in $(seq 200); do
+				printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d%s\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: d%s}\n  template:\n    metadata:\n      labels: {app: d%s}\n    spec:\n      containers:\n      - {name: c, image: x}\n' \
+					"$j" "$j" "$j" >"$NS/deployments/d$j.yaml" 2>/dev/null || break
+			done
+		) &
+		writer=$!
+		wait_for 20 sh -c "ls '$NS/replicasets' | grep -q ."
+		pid=$SERVER_PID
+		kill -ABRT "$pid"
+		run wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+		[ "$status" -eq 0 ] || free_stuck "$SERVER_M"
+		kill "$writer" 2>/dev/null || true
+		wait "$writer" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		echo "crash $i: the server ended: $([ "$status" -eq 0 ] && echo yes || echo no)"
+		[ "$status" -eq 0 ]
+		run stat "$SERVER_M"
+		[[ "$output" == *"Transport endpoint is not connected"* ]]
+		rm -f "$WORK/server.pid"
+		umount -l "$SERVER_M"
+		rm -rf "$STATE" # the next server starts afresh
+	done
 }
