@@ -30,6 +30,7 @@
 #include "tap.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -674,6 +675,30 @@ static void *stall_write(void *arg)
 	return NULL;
 }
 
+/* Whether every thread of pid has stopped (SIGSTOP takes each thread at
+ * its next return to user space: until then diod may still answer). */
+static int all_stopped(pid_t pid)
+{
+	char dir[64];
+	DIR *d;
+	struct dirent *de;
+	int all = 1;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(dir)))
+		return 0;
+	while (all && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		cleanup_free char *path = xasprintf("%s/%s/stat", dir, de->d_name);
+		cleanup_free char *stat = file_get(path, 4096, NULL);
+		char *end = stat ? strrchr(stat, ')') : NULL;
+		all = end && end[1] == ' ' && end[2] == 'T';
+	}
+	closedir(d);
+	return all;
+}
+
 static int stall_ended(struct stall_writer *w)
 {
 	int n = 0;
@@ -729,6 +754,9 @@ static void test_stall(struct p9 *p)
 		   p9_lcreate(p, d, "stall.bin", O_WRONLY | O_CREAT | O_EXCL, 0644, 0) == 0,
 	   "lcreate stall.bin");
 	kill(diod_pid, SIGSTOP);
+	int64_t t0 = mono_ms();
+	while (!all_stopped(diod_pid) && mono_ms() - t0 < 5000)
+		msleep(5);
 	for (int i = 0; i < STALL_WRITERS; i++) {
 		w[i] = (struct stall_writer){.p = p, .f = d, .id = i};
 		if (pthread_create(&w[i].thread, NULL, stall_write, &w[i]) != 0)
@@ -736,7 +764,7 @@ static void test_stall(struct p9 *p)
 	}
 	/* The writes are out once diod's socket takes no more (on most
 	 * hosts at once; a receive buffer grown large may take them all). */
-	int64_t t0 = mono_ms();
+	t0 = mono_ms();
 	while ((unread = unread_by_diod()) == 0 && mono_ms() - t0 < 2000)
 		msleep(10);
 	msleep(6500);
