@@ -364,13 +364,12 @@ void file_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fu
 		 * read-only open sends no FLUSH first), and another thread
 		 * frees it while this one would still be unlocking it. */
 		pthread_mutex_lock(&h->lock);
-		size_t from = (size_t)off < h->buf.len ? (size_t)off : h->buf.len;
-		size_t n = h->buf.len - from < size ? h->buf.len - from : size;
-		cleanup_free char *copy = xmalloc(n + 1);
-		if (n)
-			memcpy(copy, h->buf.buf + from, n);
+		size_t len = h->buf.len;
+		cleanup_free char *copy = xmalloc(len + 1);
+		if (len)
+			memcpy(copy, h->buf.buf, len);
 		pthread_mutex_unlock(&h->lock);
-		fuse_reply_buf(req, copy, n);
+		reply_slice(req, copy, len, size, off);
 	}
 	}
 }

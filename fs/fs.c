@@ -595,11 +595,11 @@ static unsigned conn_of(const char *dir)
 
 	for (char *line = info, *next; line && *line && !found; line = next) {
 		char point[4096];
-		unsigned major, minor;
+		unsigned minor;
 		next = strchr(line, '\n');
 		if (next)
 			*next++ = 0;
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, point) == 3 &&
+		if (sscanf(line, "%*u %*u %*u:%u %*s %4095s", &minor, point) == 2 &&
 		    !strcmp(point, dir))
 			found = minor;
 	}
